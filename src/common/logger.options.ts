@@ -1,0 +1,30 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Params } from 'nestjs-pino';
+import type { LogLevel } from '../config/app-config';
+import { ensureRequestId } from './request-id';
+
+/**
+ * Structured JSON logs. A request line is written only at `debug` or below, and carries the id,
+ * method, path (never the query string) and status: never headers, bodies or prompts. Header
+ * paths are redacted anyway, in case some code logs a request object.
+ */
+export function loggerOptions(level: LogLevel): Params {
+  const requestLines = level === 'debug' || level === 'trace';
+  return {
+    pinoHttp: {
+      level,
+      genReqId: (req: IncomingMessage, res: ServerResponse) => ensureRequestId(req, res),
+      autoLogging: requestLines,
+      customLogLevel: () => 'debug',
+      quietReqLogger: true,
+      serializers: {
+        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?', 1)[0] }),
+        res: (res: { statusCode: number }) => ({ status: res.statusCode }),
+      },
+      redact: {
+        paths: ['req.headers', 'headers.authorization', '*.authorization', '*.api_key', '*.apiKey', '*.auth_token', '*.token'],
+        censor: '[redacted]',
+      },
+    },
+  };
+}
