@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { GatewayError } from '../common/gateway-error';
+import { isStorableText } from '../common/storable-text';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { isDatabaseUnavailable } from '../database/database-errors';
 import { KeyAuthenticator } from './key-authenticator';
@@ -116,8 +117,13 @@ export class KeysService {
   }
 
   private checkMetadata(metadata: Record<string, unknown> | null | undefined): void {
-    if (metadata && JSON.stringify(metadata).length > MAX_METADATA_BYTES) {
+    if (!metadata) return;
+    const text = JSON.stringify(metadata);
+    if (text.length > MAX_METADATA_BYTES) {
       throw GatewayError.invalidValue('metadata', `metadata must serialize to at most ${MAX_METADATA_BYTES} bytes.`);
+    }
+    if (!isStorableText(metadata)) {
+      throw GatewayError.invalidValue('metadata', 'metadata must not contain NUL characters or unpaired surrogates.');
     }
   }
 

@@ -11,6 +11,7 @@ import {
   IsOptional,
   IsString,
   Length,
+  Matches,
   Max,
   Min,
 } from 'class-validator';
@@ -22,6 +23,8 @@ export class CreateKeyDto {
   @ApiProperty({ minLength: 1, maxLength: 100, example: 'billing-service' })
   @IsString({ message: 'name must be a string' })
   @Length(1, 100, { message: 'name must be 1 to 100 characters' })
+  // Postgres text cannot hold NUL.
+  @Matches(/^[^\u0000]*$/, { message: 'name must not contain NUL characters' })
   name: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 1_000_000, nullable: true, description: 'null: the configured default' })
