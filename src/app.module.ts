@@ -4,6 +4,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 import { AdminModule } from './admin/admin.module';
 import { AuthModule } from './auth/auth.module';
+import { CompletionsModule } from './completions/completions.module';
 import { EnvelopeFilter } from './common/envelope.filter';
 import { loggerOptions } from './common/logger.options';
 import { createValidationPipe } from './common/validation';
@@ -12,7 +13,9 @@ import { ConfigModule } from './config/config.module';
 import { dataSourceOptions } from './database/data-source-options';
 import { HealthModule } from './health/health.module';
 import { KeysModule } from './keys/keys.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { ModelsModule } from './models/models.module';
+import { RedisModule } from './redis/redis.module';
 
 export interface AppModuleOptions {
   config: AppConfig;
@@ -31,11 +34,14 @@ export class AppModule {
         LoggerModule.forRoot(loggerOptions(config.log_level)),
         ConfigModule.forRoot(config),
         TypeOrmModule.forRoot(dataSourceOptions(databaseUrl, databasePoolSize)),
+        RedisModule,
         KeysModule,
         AuthModule,
-        AdminModule,
-        ModelsModule,
         HealthModule,
+        MetricsModule,
+        ModelsModule,
+        CompletionsModule,
+        AdminModule,
       ],
       providers: [
         { provide: APP_FILTER, useClass: EnvelopeFilter },

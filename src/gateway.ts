@@ -4,18 +4,26 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { AddressInfo } from 'node:net';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import { setUpOpenApi } from './common/openapi';
 import { loadOrCreateEmbeddedAdminToken } from './config/admin-token';
 import type { AppConfig } from './config/app-config';
 import { EmbeddedPostgres } from './database/embedded-postgres';
 import { runMigrations } from './database/migrate';
+import { DrainState } from './health/drain-state';
 
 export interface Gateway {
   app: INestApplication;
   config: AppConfig;
   /** `http://host:port` the server listens on. */
   url: string;
-  /** Closes the app, then the embedded database if one was started. */
+  /** Closes the app at once, then the embedded database if one was started. */
   close(): Promise<void>;
+  /**
+   * The graceful shutdown of DESIGN §3.3: drain (health 503, new completions refused), let
+   * in-flight work finish for up to `server.drain_timeout_ms`, cut what is left short, then close
+   * (usage flushed, Redis and the database closed).
+   */
+  shutdown(): Promise<void>;
 }
 
 /**
@@ -47,6 +55,7 @@ export async function startGateway(config: AppConfig): Promise<Gateway> {
     app.useLogger(logger);
     app.disable('x-powered-by');
     app.set('etag', false);
+    setUpOpenApi(app);
     await app.listen(config.server.port, config.server.host);
     const address = app.getHttpServer().address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -55,13 +64,25 @@ export async function startGateway(config: AppConfig): Promise<Gateway> {
     }
     for (const note of notes) logger.log(note, 'Gateway');
     logger.log(`listening on ${host}:${address.port} (config: ${config.source})`, 'Gateway');
+    const close = async (): Promise<void> => {
+      await app.close();
+      await embedded?.stop();
+    };
     return {
       app,
       config,
       url: `http://${host === '[::]' || host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`,
-      close: async () => {
-        await app.close();
-        await embedded?.stop();
+      close,
+      shutdown: async () => {
+        const drain = app.get(DrainState);
+        drain.start();
+        logger.log(`draining: ${drain.inFlightCount} request(s) in flight, waiting up to ${config.server.drain_timeout_ms} ms`, 'Gateway');
+        if (!(await drain.waitIdle(config.server.drain_timeout_ms))) {
+          logger.warn(`drain timeout: cutting ${drain.inFlightCount} request(s) short`, 'Gateway');
+          await drain.abortAll();
+        }
+        app.getHttpServer().closeIdleConnections();
+        await close();
       },
     };
   } catch (err) {

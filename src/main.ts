@@ -1,7 +1,33 @@
 import 'reflect-metadata';
 import { ConfigError, loadConfig } from './config/config.loader';
 import type { AppConfig } from './config/app-config';
-import { startGateway } from './gateway';
+import { Gateway, startGateway } from './gateway';
+
+/*
+ * The server process. Signals: the first SIGTERM or SIGINT drains (DESIGN §3.3) and exits 0;
+ * further SIGTERMs change nothing; a second SIGINT (an operator's second Ctrl-C) exits 130 at
+ * once. Handlers are installed before start-up, so a signal during migrations is not ignored.
+ */
+
+let gateway: Gateway | undefined;
+let stopping = false;
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (stopping) {
+    if (signal === 'SIGINT') process.exit(130);
+    return;
+  }
+  stopping = true;
+  // Still starting: nothing is in flight, and each migration is its own transaction.
+  if (!gateway) process.exit(0);
+  gateway.shutdown().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`shutdown failed: ${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
+}
 
 async function main(): Promise<void> {
   let config: AppConfig;
@@ -14,25 +40,9 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const gateway = await startGateway(config);
-  let closing = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (closing) {
-      // An operator's second Ctrl-C: leave now.
-      if (signal === 'SIGINT') process.exit(130);
-      return;
-    }
-    closing = true;
-    gateway.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        process.stderr.write(`shutdown failed: ${(err as Error).message}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  gateway = await startGateway(config);
 }
 
 main().catch((err: unknown) => {

@@ -1,6 +1,6 @@
 /*
  * `npm test` after typecheck and lint: creates one fresh database for this run, applies the real
- * migrations, runs every unit spec (dist/src/**\/*.spec.js) and e2e spec (dist/test/**\/*.e2e-spec.js)
+ * migrations, runs every spec (dist/src/**\/*.spec.js, dist/test/**\/*.spec.js, e2e specs included)
  * with node:test, drops the database, and ends with `N passed, N failed`.
  */
 import { readdirSync, statSync } from 'node:fs';
@@ -35,7 +35,7 @@ async function withAdmin<T>(work: (client: Client) => Promise<T>): Promise<T> {
 async function main(): Promise<number> {
   const dist = resolve(__dirname, '..');
   const filter = process.argv.slice(2);
-  let files = [...findFiles(join(dist, 'src'), '.spec.js'), ...findFiles(join(dist, 'test'), '.e2e-spec.js')];
+  let files = [...findFiles(join(dist, 'src'), '.spec.js'), ...findFiles(join(dist, 'test'), 'spec.js')];
   if (filter.length > 0) files = files.filter((f) => filter.some((part) => f.includes(part)));
 
   const database = `drawbridge_test_${Date.now()}_${process.pid}`;

@@ -25,6 +25,7 @@ export interface AppConfig {
   database_url?: Secret;
   /** Unset → in-process limiter, slot ledger and cooldowns. */
   redis_url?: Secret;
+  redis_key_prefix: string;
   data_dir: string;
   log_level: LogLevel;
   /** Where the config came from: a file path, or 'built-in demo'. */

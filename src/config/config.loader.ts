@@ -72,6 +72,7 @@ export function buildConfig(raw: unknown, env: Env = {}, source = 'inline'): App
     accounts: parsed.accounts.map(({ api_key, ...account }) => ({ ...account, api_key: api_key ? new Secret(api_key) : undefined })),
     database_url: env.DATABASE_URL ? new Secret(env.DATABASE_URL) : undefined,
     redis_url: env.REDIS_URL ? new Secret(env.REDIS_URL) : undefined,
+    redis_key_prefix: parsed.redis.key_prefix,
     data_dir: resolve(env.DRAWBRIDGE_DATA_DIR || './data'),
     log_level: logLevel,
     source,

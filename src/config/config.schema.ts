@@ -143,6 +143,12 @@ export class AccountSection {
   tokens_per_second = 0;
 }
 
+export class RedisSection {
+  /** Prefix of every Redis key, so several deployments (or test runs) can share one Redis. */
+  @IsString(STRING) @Matches(/^[\w:.-]{0,64}$/, { message: 'must be up to 64 letters, digits or : . - _' })
+  key_prefix = 'drawbridge:';
+}
+
 export class ConfigFile {
   @ValidateNested() @Type(() => ServerSection)
   server: ServerSection = new ServerSection();
@@ -155,6 +161,9 @@ export class ConfigFile {
 
   @ValidateNested() @Type(() => PoolSection)
   pool: PoolSection = new PoolSection();
+
+  @ValidateNested() @Type(() => RedisSection)
+  redis: RedisSection = new RedisSection();
 
   @IsArray({ message: 'must be a list' }) @ArrayNotEmpty({ message: 'must list at least one model' })
   @ValidateNested({ each: true }) @Type(() => ModelSection)

@@ -43,6 +43,16 @@ export class KeyAuthenticator implements OnModuleInit, OnApplicationShutdown {
     return key;
   }
 
+  /**
+   * Counts credits this replica just spent on the cached key, before the usage writer stores
+   * them, so the credit limit holds without a database read. A reload from the row replaces it.
+   */
+  addCreditsUsed(id: string, credits: number): void {
+    const key = this.cache.findById(id);
+    // Micro-credit rounding, as in the numeric column, so repeated float additions do not drift.
+    if (key) key.creditsUsed = Math.round((key.creditsUsed + credits) * 1e6) / 1e6;
+  }
+
   /** Forgets a key on this replica so its next request sees the change. */
   invalidate(id: string): void {
     this.cache.invalidate(id);

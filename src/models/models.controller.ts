@@ -1,9 +1,10 @@
-import { Controller, Get, Inject, Param, Req } from '@nestjs/common';
+import { Controller, Get, Inject, Param, Req, UseInterceptors } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { AuthedRequest } from '../auth/authed-request';
 import { GatewayError } from '../common/gateway-error';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { mayUseModel } from '../keys/authenticated-key';
+import { RateLimitInterceptor } from '../rate-limit/rate-limit.interceptor';
 
 export interface ModelObject {
   id: string;
@@ -15,6 +16,7 @@ export interface ModelObject {
 /** `GET /v1/models`: the configured models this key may use. */
 @ApiTags('models')
 @ApiBearerAuth('api-key')
+@UseInterceptors(RateLimitInterceptor)
 @Controller('v1/models')
 export class ModelsController {
   private readonly models: ModelObject[];

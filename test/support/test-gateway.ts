@@ -27,6 +27,8 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   const raw = {
     models: [{ id: 'kiro', credits: { per_request: 0, per_1k_prompt_tokens: 1, per_1k_completion_tokens: 5 } }],
     accounts: [{ id: 'mock-1', provider: 'mock', max_concurrency: 3 }],
+    // Unique per gateway unless a test shares one Redis namespace between two on purpose.
+    redis: { key_prefix: `test:${randomBytes(6).toString('hex')}:` },
     ...options.config,
     server: { port: 0, host: '127.0.0.1', ...(options.config?.server as object | undefined) },
   };

@@ -24,6 +24,7 @@ export class CreateKeyDto {
   @IsString({ message: 'name must be a string' })
   @Length(1, 100, { message: 'name must be 1 to 100 characters' })
   // Postgres text cannot hold NUL.
+  // eslint-disable-next-line no-control-regex
   @Matches(/^[^\u0000]*$/, { message: 'name must not contain NUL characters' })
   name: string;
 
