@@ -17,6 +17,10 @@ export class LatencyWindow {
     if (this.count < this.values.length) this.count++;
   }
 
+  get size(): number {
+    return this.count;
+  }
+
   /** Nearest-rank percentiles in seconds; null when nothing was recorded. */
   percentiles(ps: number[]): Array<number | null> {
     if (this.count === 0) return ps.map(() => null);

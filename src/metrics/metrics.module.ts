@@ -6,9 +6,11 @@ import {
 } from '@willsoto/nestjs-prometheus';
 import { collectDefaultMetrics, register } from 'prom-client';
 import { RateLimitModule } from '../rate-limit/rate-limit.module';
+import { AccountPoolModule } from '../account-pool/account-pool.module';
 import { GatewayMetrics } from './gateway-metrics';
 import { METRIC } from './metric-names';
 import { MetricsController } from './metrics.controller';
+import { MetricsSnapshotService } from './metrics-snapshot';
 import { PoolGaugesModule } from './pool-gauges.module';
 import { RefusedRequestsInterceptor } from './refused-requests.interceptor';
 
@@ -31,9 +33,11 @@ function collectNodeMetricsOnce(): void {
       controller: MetricsController,
     }),
     RateLimitModule,
+    AccountPoolModule,
   ],
   providers: [
     GatewayMetrics,
+    MetricsSnapshotService,
     RefusedRequestsInterceptor,
     makeCounterProvider({ name: METRIC.requests, help: 'Authenticated chat completion requests by model and outcome.', labelNames: ['model', 'status'] }),
     makeHistogramProvider({ name: METRIC.duration, help: 'Chat completion duration, from arrival to the last byte.', buckets: LATENCY_BUCKETS }),
@@ -44,6 +48,6 @@ function collectNodeMetricsOnce(): void {
     makeCounterProvider({ name: METRIC.upstreamRequests, help: 'Upstream calls by account and outcome.', labelNames: ['account', 'outcome'] }),
     makeCounterProvider({ name: METRIC.storeErrors, help: 'Rate-limit store (Redis) errors.' }),
   ],
-  exports: [GatewayMetrics, RefusedRequestsInterceptor],
+  exports: [GatewayMetrics, RefusedRequestsInterceptor, MetricsSnapshotService],
 })
 export class MetricsModule {}
