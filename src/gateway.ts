@@ -1,4 +1,4 @@
-import { INestApplication } from '@nestjs/common';
+import { DynamicModule, INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { AddressInfo } from 'node:net';
@@ -31,7 +31,12 @@ export interface Gateway {
  * (embedded when no DATABASE_URL), migrations, the Nest app. `npm start` and the e2e tests both
  * come through here, so the tests exercise exactly what production runs.
  */
-export async function startGateway(config: AppConfig): Promise<Gateway> {
+/** Builds the Nest app from the root module; the benchmark swaps in one with parts switched off. */
+export type AppFactory = (root: DynamicModule) => Promise<NestExpressApplication>;
+
+const createApp: AppFactory = (root) => NestFactory.create<NestExpressApplication>(root, { bodyParser: false, bufferLogs: true });
+
+export async function startGateway(config: AppConfig, appFactory: AppFactory = createApp): Promise<Gateway> {
   const notes: string[] = [];
   let embedded: EmbeddedPostgres | undefined;
   if (!config.admin_token) {
@@ -47,10 +52,7 @@ export async function startGateway(config: AppConfig): Promise<Gateway> {
   }
   try {
     await runMigrations(databaseUrl);
-    const app = await NestFactory.create<NestExpressApplication>(
-      AppModule.forRoot({ config, databaseUrl, databasePoolSize: embedded ? 1 : 10 }),
-      { bodyParser: false, bufferLogs: true },
-    );
+    const app = await appFactory(AppModule.forRoot({ config, databaseUrl, databasePoolSize: embedded ? 1 : 10 }));
     const logger = app.get(Logger);
     app.useLogger(logger);
     app.disable('x-powered-by');

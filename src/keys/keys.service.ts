@@ -3,7 +3,7 @@ import { GatewayError } from '../common/gateway-error';
 import { isStorableText } from '../common/storable-text';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { isDatabaseUnavailable } from '../database/database-errors';
-import { KeyAuthenticator } from './key-authenticator';
+import { KeyInvalidation } from './key-invalidation';
 import { generateApiKey, hashApiKey, keyPrefixOf } from './key-format';
 import { KeyObject, toKeyObject } from './key-object';
 import { KeyChanges, KeysRepository, KeyStatus } from './keys.repository';
@@ -34,7 +34,7 @@ export class KeysService {
 
   constructor(
     private readonly repository: KeysRepository,
-    private readonly authenticator: KeyAuthenticator,
+    private readonly invalidation: KeyInvalidation,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.modelIds = new Set(config.models.map((m) => m.id));
@@ -97,7 +97,7 @@ export class KeysService {
     if (fields.metadata !== undefined) changes.metadata = fields.metadata ?? {};
     const row = await this.store(() => this.repository.update(id, changes));
     if (!row) throw keyNotFound();
-    this.authenticator.invalidate(id);
+    await this.invalidation.changed(id);
     return toKeyObject(row);
   }
 
@@ -106,7 +106,7 @@ export class KeysService {
     const existing = await this.store(() => this.repository.findById(checkId(id)));
     if (!existing) throw keyNotFound();
     const row = existing.revoked_at ? existing : await this.store(() => this.repository.update(id, { revoked_at: now }));
-    this.authenticator.invalidate(id);
+    await this.invalidation.changed(id);
     return toKeyObject(row ?? existing);
   }
 

@@ -28,7 +28,8 @@ export class AnthropicAdapter implements ProviderAdapter {
     try {
       return toChatCompletion((await response.body.json()) as AnthropicResponse, call.body.model);
     } catch (err) {
-      throw toUpstreamError(err, false);
+      // The upstream already answered (and maybe billed): a broken body is not retried elsewhere.
+      throw toUpstreamError(err, true);
     }
   }
 

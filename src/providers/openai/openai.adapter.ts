@@ -25,7 +25,8 @@ export class OpenAIAdapter implements ProviderAdapter {
     try {
       return (await response.body.json()) as ChatCompletion;
     } catch (err) {
-      throw toUpstreamError(err, false);
+      // The upstream already answered (and maybe billed): a broken body is not retried elsewhere.
+      throw toUpstreamError(err, true);
     }
   }
 
