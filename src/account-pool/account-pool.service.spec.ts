@@ -307,6 +307,22 @@ describe('AccountPool', () => {
       assert.equal(pool.queueDepth(), 0);
     });
 
+    it('a request that lost ledger races still takes a slot that is free', async () => {
+      const memory = new MemorySlotLedger();
+      let refuse = 3;
+      const racing: SlotLedger = {
+        busy: (id) => memory.busy(id),
+        // Another replica wins the first three races.
+        tryAcquire: (id, max) => new Promise((resolve) => setImmediate(() => resolve(refuse-- > 0 ? null : memory.tryAcquire(id, max)))),
+        release: (id) => memory.release(id),
+      };
+      const { pool } = makePool([acct('a', 1)], { queue_timeout_ms: 2_000 }, {}, racing);
+      const lease = await pool.acquire('m');
+      assert.equal(memory.busy('a'), 1);
+      lease.release();
+      assert.equal(memory.busy('a'), 0);
+    });
+
     it('works with a ledger that answers with promises', async () => {
       const memory = new MemorySlotLedger();
       const asyncLedger: SlotLedger = {
@@ -335,6 +351,20 @@ describe('AccountPool', () => {
   });
 
   describe('account health', () => {
+    it('when a cooldown ends, queued requests get the account before newcomers', async () => {
+      const clock = fakeClock();
+      const { pool } = makePool([acct('a', 1)], { queue_timeout_ms: 60_000 }, { now: clock.now });
+      pool.reportFailure('a', rateLimited(1_000));
+      const order: string[] = [];
+      const queued = pool.acquire('m').then((lease) => (order.push('queued'), lease));
+      clock.advance(1_000);
+      const newcomer = pool.acquire('m').then((lease) => (order.push('newcomer'), lease));
+      (await queued).release();
+      (await newcomer).release();
+      assert.deepEqual(order, ['queued', 'newcomer']);
+    });
+
+
     it('an account cooling down after a 429 is skipped, shown as cooling_down, and back when it ends', async () => {
       const clock = fakeClock();
       const { pool } = makePool([acct('a', 2), acct('b', 2)], {}, { now: clock.now });

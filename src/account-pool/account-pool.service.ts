@@ -444,9 +444,9 @@ export class AccountPool implements OnModuleDestroy {
     }
     if (next >= this.wakeAt) return;
     this.clearWake();
-    const delay = Math.min(next - now, MAX_WAKE_DELAY_MS) + 1;
-    this.wakeAt = now + delay;
-    this.wakeTimer = setTimeout(this.onWake, delay);
+    this.wakeAt = Math.min(next, now + MAX_WAKE_DELAY_MS);
+    // +1: the state is computed lazily as `until > now`, so wake just after the instant.
+    this.wakeTimer = setTimeout(this.onWake, this.wakeAt - now + 1);
   }
 
   private clearWake(): void {
