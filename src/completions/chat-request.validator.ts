@@ -43,9 +43,9 @@ function checkMessages(messages: unknown): void {
     if (typeof message.role !== 'string' || !ROLES.has(message.role)) {
       fail(`${at}.role`, `${at}.role must be one of: system, developer, user, assistant, tool`);
     }
-    const hasToolCalls = message.role === 'assistant' && message.tool_calls != null;
-    if (hasToolCalls) checkToolCalls(message.tool_calls, `${at}.tool_calls`);
-    checkContent(message.content, `${at}.content`, message.role === 'assistant');
+    const hasToolCalls = message.role === 'assistant' && (message.tool_calls != null || message.function_call != null);
+    if (message.role === 'assistant' && message.tool_calls != null) checkToolCalls(message.tool_calls, `${at}.tool_calls`);
+    checkContent(message.content, `${at}.content`, hasToolCalls);
     if (message.role === 'tool' && typeof message.tool_call_id !== 'string') {
       fail(`${at}.tool_call_id`, `${at}.tool_call_id must be a string`);
     }
@@ -53,7 +53,7 @@ function checkMessages(messages: unknown): void {
   });
 }
 
-/** A string, an array of parts, or (assistant only, e.g. alongside tool_calls) null. */
+/** A string, an array of parts, or null (only on an assistant message with tool calls). */
 function checkContent(content: unknown, at: string, nullable: boolean): void {
   if (typeof content === 'string') return;
   if (content == null) {

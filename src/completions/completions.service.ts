@@ -147,6 +147,8 @@ export class CompletionsService {
     // From here on the client has its first byte: no retry, failures are reported in-band.
     const sse = new SseWriter(x.res);
     sse.open();
+    let usageSent = false;
+    let last: ChatCompletionChunk | undefined;
     try {
       const chunks = upstream.chunks[Symbol.asyncIterator]();
       for (;;) {
@@ -154,9 +156,10 @@ export class CompletionsService {
         const next = await chunks.next();
         x.waitedMs += performance.now() - waitStart;
         if (next.done) break;
-        const chunk = next.value;
+        const chunk = (last = next.value);
         x.meter.observeChunk(chunk);
         if (!forClient(chunk, x.request.model, includeUsage)) continue;
+        usageSent ||= chunk.choices.length === 0 && chunk.usage != null;
         x.ttftMs ??= performance.now() - x.started;
         const sendStart = performance.now();
         const sent = await sse.send(JSON.stringify(chunk));
@@ -164,6 +167,8 @@ export class CompletionsService {
         if (!sent) break;
       }
       if (x.signal.aborted) throw x.signal.reason;
+      // The client asked for usage and the upstream sent none: give it the estimate we record.
+      if (includeUsage && !usageSent && last) await sse.send(JSON.stringify(estimatedUsageChunk(last, x)));
       sse.done();
       this.reportSuccess(x.accountId!);
       Object.assign(x, { status: 'success', httpStatus: 200, errorCode: null });
@@ -276,6 +281,18 @@ function forClient(chunk: ChatCompletionChunk, model: string, includeUsage: bool
   if (chunk.choices.length === 0 && chunk.usage) return includeUsage;
   if (!includeUsage && 'usage' in chunk) delete chunk.usage;
   return true;
+}
+
+function estimatedUsageChunk(last: ChatCompletionChunk, x: Exchange): ChatCompletionChunk {
+  const { prompt, completion } = x.meter.result();
+  return {
+    id: last.id,
+    object: 'chat.completion.chunk',
+    created: last.created,
+    model: x.request.model,
+    choices: [],
+    usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
+  };
 }
 
 function markCancelled(x: Exchange): void {

@@ -2,7 +2,8 @@
  * Why an upstream call failed, in the terms the pool acts on (DESIGN §6.3–6.4):
  * - `connect`, `timeout` (connect or first byte), `server` (5xx, 529), `rate_limited` (429) are
  *   retryable on another account before the client has received a byte;
- * - `auth` (401/403) marks the account unhealthy; the client sees 502;
+ * - `auth` (401/403) marks the account unhealthy; the gateway's fault, so the next account is
+ *   tried (the client sees its answer, or 502);
  * - `client` (400, 404, 413, 422) is the client's fault and passes through with its status;
  * - `stream` is a failure after the first chunk (idle timeout, cut connection, error event).
  */
@@ -22,7 +23,7 @@ export class UpstreamError extends Error {
   }
 
   get retryable(): boolean {
-    return this.failure === 'connect' || this.failure === 'timeout' || this.failure === 'server' || this.failure === 'rate_limited';
+    return this.failure !== 'client' && this.failure !== 'stream';
   }
 }
 

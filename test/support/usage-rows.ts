@@ -29,7 +29,7 @@ const POLL_MS = 50;
  * under test). Usage is written in batches, so this polls until at least `count` rows exist or
  * `timeoutMs` passes, and then returns what is there: the caller asserts the exact count.
  */
-export async function waitForUsageRows(keyId: string, count: number, timeoutMs = 3000): Promise<UsageRow[]> {
+export async function waitForUsageRows(keyId: string, count: number, timeoutMs = 5000): Promise<UsageRow[]> {
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await client.connect();
   try {
