@@ -1,4 +1,4 @@
-import { Controller, Get, HttpCode, Inject, Res } from '@nestjs/common';
+import { Controller, Get, HttpCode, Inject, Res, ServiceUnavailableException } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import type { Response } from 'express';
@@ -73,7 +73,18 @@ export class HealthController {
   /** Terminus readiness: database, Redis when configured, pool, not draining. */
   @Get('ready')
   @HealthCheck()
-  ready() {
+  async ready(@Res({ passthrough: true }) res: Response) {
+    try {
+      return await this.readiness();
+    } catch (err) {
+      // Terminus signals "not ready" with an exception; answer its own body, not the API envelope.
+      if (!(err instanceof ServiceUnavailableException)) throw err;
+      res.status(503);
+      return err.getResponse();
+    }
+  }
+
+  private readiness() {
     return this.terminus.check([
       () => this.indicators.check('database').attempt(async () => {
         if (!(await this.probes.databaseUp())) throw new Error('unreachable');

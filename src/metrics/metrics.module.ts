@@ -19,7 +19,13 @@ const OVERHEAD_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0
 
 /** Node process defaults, registered once per process (tests run several gateways in one). */
 function collectNodeMetricsOnce(): void {
-  if (!register.getSingleMetric('process_cpu_user_seconds_total')) collectDefaultMetrics();
+  if (register.getSingleMetric('process_cpu_user_seconds_total')) return;
+  collectDefaultMetrics();
+  // Gauges named *_total break Prometheus naming rules (promtool rejects them); the same numbers
+  // remain in nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    register.removeSingleMetric(name);
+  }
 }
 
 @Module({

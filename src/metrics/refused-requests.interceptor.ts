@@ -1,7 +1,9 @@
-import { CallHandler, ExecutionContext, Injectable, NestInterceptor } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor } from '@nestjs/common';
+import type { Response } from 'express';
 import { catchError, type Observable } from 'rxjs';
 import { toGatewayError } from '../common/envelope.filter';
+import { JsonRequest, readJsonBody } from '../common/json-body';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { GatewayMetrics } from './gateway-metrics';
 
 /** Set by the completions service once it has counted a request itself. */
@@ -14,20 +16,42 @@ export const COUNTED = 'drawbridgeCounted';
  */
 @Injectable()
 export class RefusedRequestsInterceptor implements NestInterceptor {
-  constructor(private readonly metrics: GatewayMetrics) {}
+  private readonly bodyLimit: number;
+
+  constructor(
+    private readonly metrics: GatewayMetrics,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.bodyLimit = config.server.body_limit_bytes;
+  }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const http = context.switchToHttp();
-    const req = http.getRequest<Request>();
+    const req = http.getRequest<JsonRequest>();
     const res = http.getResponse<Response>();
     return next.handle().pipe(
-      catchError((err: unknown) => {
+      catchError(async (err: unknown) => {
         if (!res.locals[COUNTED]) {
-          const status = toGatewayError(err).status;
-          this.metrics.refused((req.body as { model?: unknown } | undefined)?.model, status === 429 ? 'rate_limited' : 'error');
+          const status = toGatewayError(err).status === 429 ? 'rate_limited' : 'error';
+          this.metrics.refused(await this.requestedModel(req), status);
         }
         throw err;
       }),
     );
+  }
+
+  /**
+   * The model the request named. A request the rate limit refused was never read, so its body is
+   * read here (within the body limit; an unreadable one counts as `unknown`).
+   */
+  private async requestedModel(req: JsonRequest): Promise<unknown> {
+    if (req.body === undefined && !req.readableEnded) {
+      try {
+        await readJsonBody(req, this.bodyLimit);
+      } catch {
+        return undefined;
+      }
+    }
+    return (req.body as { model?: unknown } | undefined)?.model;
   }
 }
