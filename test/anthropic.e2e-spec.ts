@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import OpenAI from 'openai';
+import { sseData } from './support/http';
 import type { ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { startAnthropicUpstream } from './support/anthropic-upstream';
 import type { FakeUpstream, RecordedRequest } from './support/fake-upstream';
@@ -47,17 +48,6 @@ interface SentBody {
 function bodyOf(request: RecordedRequest | undefined): SentBody {
   assert.ok(request, 'the upstream received no request');
   return request.body as SentBody;
-}
-
-/** The `data:` payloads of an SSE body, in order. */
-function ssePayloads(text: string): string[] {
-  return text
-    .split('\n\n')
-    .filter((block) => block.trim().length > 0)
-    .map((block) => {
-      assert.ok(block.startsWith('data: '), `not an SSE data event: ${block.slice(0, 80)}`);
-      return block.slice('data: '.length);
-    });
 }
 
 async function collect(stream: AsyncIterable<ChatCompletionChunk>): Promise<ChatCompletionChunk[]> {
@@ -344,7 +334,7 @@ describe('anthropic upstream', () => {
     });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
-    const payloads = ssePayloads(await res.text());
+    const payloads = sseData(await res.text());
     assert.equal(payloads.at(-1), '[DONE]');
     const usageChunk = JSON.parse(payloads.at(-2)!) as ChatCompletionChunk;
     assert.deepEqual(usageChunk.choices, []);
@@ -359,7 +349,7 @@ describe('anthropic upstream', () => {
     assert.ok(others.every((c) => c.choices.length === 1 && c.usage == null), 'usage before the last chunk');
 
     const plain = await post({ model: 'claude', stream: true, messages: [{ role: 'user', content: 'again' }] });
-    const plainPayloads = ssePayloads(await plain.text());
+    const plainPayloads = sseData(await plain.text());
     assert.equal(plainPayloads.at(-1), '[DONE]');
     for (const payload of plainPayloads.slice(0, -1)) {
       const chunk = JSON.parse(payload) as ChatCompletionChunk;
@@ -420,7 +410,7 @@ describe('anthropic upstream', () => {
     assert.equal(res.status, 200);
     const text = await res.text();
     assert.ok(!text.includes('data: [DONE]'), 'a failed stream ended with [DONE]');
-    const payloads = ssePayloads(text);
+    const payloads = sseData(text);
     const last = JSON.parse(payloads.at(-1)!) as ErrorEnvelope;
     assert.ok(last.error, `last event is not an error: ${payloads.at(-1)}`);
     assert.equal(typeof last.error.message, 'string');

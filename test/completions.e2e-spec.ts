@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import OpenAI, { APIError } from 'openai';
+import OpenAI from 'openai';
 import type { ChatCompletionFunctionTool, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { DEFAULT_REPLY, FakeUpstream } from './support/fake-upstream';
+import { apiError, postCompletion, sseData } from './support/http';
 import { startOpenAIUpstream } from './support/openai-upstream';
 import { ErrorEnvelope, TestGateway, startTestGateway } from './support/test-gateway';
 import { waitForUsageRows } from './support/usage-rows';
@@ -20,37 +21,10 @@ const WEATHER: ChatCompletionFunctionTool = {
 
 type Json = Record<string, unknown>;
 
-/** The failure of an SDK call, which must be an APIError. */
-async function apiError(call: Promise<unknown>): Promise<APIError> {
-  try {
-    await call;
-  } catch (err) {
-    assert.ok(err instanceof APIError, `expected an APIError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('the call succeeded');
-}
-
-/** A raw POST, for what the SDK hides: headers and the exact SSE bytes. */
+/** A raw POST, read whole. */
 async function post(url: string, key: string, body: unknown): Promise<{ status: number; headers: Headers; text: string }> {
-  const res = await fetch(`${url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
+  const res = await postCompletion(url, key, body);
   return { status: res.status, headers: res.headers, text: await res.text() };
-}
-
-/** The `data:` payloads of an SSE body, in order; asserts every event is a lone `data:` line. */
-function sseData(text: string): string[] {
-  assert.ok(text.endsWith('\n\n'), 'the stream ends mid-event');
-  return text
-    .slice(0, -2)
-    .split('\n\n')
-    .map((event) => {
-      assert.match(event, /^data: [^\n]*$/, `unexpected event ${JSON.stringify(event)}`);
-      return event.slice('data: '.length);
-    });
 }
 
 describe('chat completions', () => {

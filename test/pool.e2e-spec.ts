@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI, { APIError, APIUserAbortError } from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { DEFAULT_REPLY, FakeUpstream } from './support/fake-upstream';
+import { apiError, postCompletion } from './support/http';
 import { startOpenAIUpstream } from './support/openai-upstream';
 import { ErrorEnvelope, TestGateway, startTestGateway } from './support/test-gateway';
 import { waitForUsageRows } from './support/usage-rows';
@@ -18,25 +19,6 @@ interface AccountObject {
   busy_slots: number;
   available_slots: number;
   cooldown_until: string | null;
-}
-
-async function apiError(call: Promise<unknown>): Promise<APIError> {
-  try {
-    await call;
-  } catch (err) {
-    assert.ok(err instanceof APIError, `expected an APIError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('the call succeeded');
-}
-
-function post(url: string, key: string, body: unknown, signal?: AbortSignal): Promise<Response> {
-  return fetch(`${url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal,
-  });
 }
 
 /**
@@ -145,7 +127,7 @@ describe('account pool', () => {
     const holding = ownClient.chat.completions.create({ model: 'solo', messages: HELLO }, { signal: holder.signal }).catch((err: unknown) => err);
     await upSolo.waitForRequests(1);
 
-    const res = await post(gw.url, own.key, { model: 'solo', messages: HELLO });
+    const res = await postCompletion(gw.url, own.key, { model: 'solo', messages: HELLO });
     assert.equal(res.status, 503);
     const body = (await res.json()) as ErrorEnvelope;
     assert.equal(body.error.code, 'pool_exhausted');
@@ -288,7 +270,7 @@ describe('account pool', () => {
     await upSolo.waitForAbort();
 
     upSolo.next({ hangAfterChunks: 1 });
-    const res = await post(gw.url, key.key, { model: 'slow', messages: HELLO, stream: true });
+    const res = await postCompletion(gw.url, key.key, { model: 'slow', messages: HELLO, stream: true });
     assert.equal(res.status, 200);
     const data = events(await res.text());
     assert.ok(!data.includes('[DONE]'), 'a stalled stream ended with [DONE]');
@@ -302,7 +284,7 @@ describe('account pool', () => {
     assert.equal(first.status, 502);
     assert.equal(first.code, 'upstream_error');
 
-    const res = await post(gw.url, key.key, { model: 'cool', messages: HELLO });
+    const res = await postCompletion(gw.url, key.key, { model: 'cool', messages: HELLO });
     assert.equal(res.status, 503);
     assert.equal(((await res.json()) as ErrorEnvelope).error.code, 'pool_exhausted');
     const retryAfter = Number(res.headers.get('retry-after'));
@@ -313,7 +295,7 @@ describe('account pool', () => {
   it('never retries once the stream has started: the client gets an error event and no [DONE]', async () => {
     const own = await gw.createKey({ name: 'cut', rate_limit_per_minute: 100_000 });
     for (const up of [upA, upB]) up.set({ text: 'one two three four five six', cutAfterChunks: 2 });
-    const res = await post(gw.url, own.key, { model: 'cut', messages: HELLO, stream: true });
+    const res = await postCompletion(gw.url, own.key, { model: 'cut', messages: HELLO, stream: true });
     assert.equal(res.status, 200);
     const data = events(await res.text());
     assert.ok(!data.includes('[DONE]'), 'the broken stream ended with [DONE]');
