@@ -1,0 +1,85 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+/**
+ * A TCP hop on 127.0.0.1 in front of a real server (Redis in the e2e tests) that a test can cut
+ * and restore. Cut: every open connection is destroyed and new ones are accepted and dropped at
+ * once, as a partitioned or crashed Redis looks to a client. Restore: new connections are
+ * forwarded again (the listening port never changes, so clients reconnect by themselves).
+ */
+export class TcpProxy {
+  private readonly server: Server = createServer((socket) => this.accept(socket));
+  private readonly sockets = new Set<Socket>();
+  private forwarding = true;
+  private port = 0;
+
+  private constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+  ) {}
+
+  /** Listens on 127.0.0.1 on a free port in front of `target` (a `redis://host:port` URL). */
+  static async start(target: string): Promise<TcpProxy> {
+    const url = new URL(target);
+    const proxy = new TcpProxy(url.hostname, Number(url.port || 6379));
+    await new Promise<void>((resolve, reject) => {
+      proxy.server.once('error', reject);
+      proxy.server.listen(0, '127.0.0.1', () => {
+        proxy.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = proxy.server.address();
+    if (address === null || typeof address !== 'object') throw new Error('the proxy has no address');
+    proxy.port = address.port;
+    return proxy;
+  }
+
+  /** `target` with its host and port replaced by the proxy's (scheme, credentials, db kept). */
+  urlFor(target: string): string {
+    const url = new URL(target);
+    url.hostname = '127.0.0.1';
+    url.port = String(this.port);
+    return url.toString();
+  }
+
+  get isCut(): boolean {
+    return !this.forwarding;
+  }
+
+  /** Stops forwarding: destroys every open connection and drops new ones until `restore()`. */
+  cut(): void {
+    this.forwarding = false;
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  restore(): void {
+    this.forwarding = true;
+  }
+
+  async close(): Promise<void> {
+    this.forwarding = false;
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(client: Socket): void {
+    this.track(client);
+    if (!this.forwarding) {
+      client.destroy();
+      return;
+    }
+    const upstream = this.track(connect(this.targetPort, this.targetHost));
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  }
+
+  private track(socket: Socket): Socket {
+    this.sockets.add(socket);
+    // A cut resets connections on purpose; their errors are expected.
+    socket.on('error', () => {});
+    socket.on('close', () => this.sockets.delete(socket));
+    return socket;
+  }
+}
