@@ -1,10 +1,12 @@
 import { DynamicModule, INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { setUpOpenApi } from './common/openapi';
+import { ensureRequestId } from './common/request-id';
 import { loadOrCreateEmbeddedAdminToken } from './config/admin-token';
 import type { AppConfig } from './config/app-config';
 import { EmbeddedPostgres } from './database/embedded-postgres';
@@ -57,6 +59,11 @@ export async function startGateway(config: AppConfig, appFactory: AppFactory = c
     app.useLogger(logger);
     app.disable('x-powered-by');
     app.set('etag', false);
+    // Before any route, so every answer carries X-Request-Id, unknown routes included.
+    app.use((req: IncomingMessage, res: ServerResponse, next: () => void) => {
+      ensureRequestId(req, res);
+      next();
+    });
     setUpOpenApi(app);
     await app.listen(config.server.port, config.server.host);
     const address = app.getHttpServer().address() as AddressInfo;

@@ -4,34 +4,36 @@ export interface SseEvent {
   data: string;
 }
 
+const LF = 0x0a;
+const CR = 0x0d;
+
 /**
  * Incremental SSE parser (the WHATWG event-stream rules the providers use): feed it bytes as
  * they arrive, get back the events completed so far. Handles \n, \r\n and \r line ends, events
- * split across chunks, comments (`: ping`) and multi-line data.
+ * split across chunks, comments (`: ping`) and multi-line data. It splits on bytes and decodes
+ * whole lines only (a line end never falls inside a UTF-8 sequence), so it needs no streaming
+ * decoder and holds nothing but the unfinished line between chunks.
  */
 export class SseParser {
-  private buffer = '';
-  private readonly decoder = new TextDecoder();
+  private rest: Buffer | null = null;
   private event: string | undefined;
   private data: string[] = [];
 
   push(chunk: Uint8Array | string): SseEvent[] {
-    this.buffer += typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true });
+    const incoming = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const buf = this.rest ? Buffer.concat([this.rest, incoming]) : incoming;
     const events: SseEvent[] = [];
     let start = 0;
-    for (;;) {
-      const lf = this.buffer.indexOf('\n', start);
-      const cr = this.buffer.indexOf('\r', start);
-      let end = lf === -1 ? cr : cr === -1 ? lf : Math.min(lf, cr);
-      if (end === -1) break;
+    for (let i = 0; i < buf.length; i++) {
+      const byte = buf[i];
+      if (byte !== LF && byte !== CR) continue;
       // A \r at the very end may be the first half of \r\n: wait for the next chunk.
-      if (end === cr && end === this.buffer.length - 1) break;
-      const line = this.buffer.slice(start, end);
-      if (end === cr && this.buffer[end + 1] === '\n') end++;
-      start = end + 1;
-      this.line(line, events);
+      if (byte === CR && i === buf.length - 1) break;
+      this.line(buf.toString('utf8', start, i), events);
+      if (byte === CR && buf[i + 1] === LF) i++;
+      start = i + 1;
     }
-    this.buffer = this.buffer.slice(start);
+    this.rest = start < buf.length ? Buffer.from(buf.subarray(start)) : null;
     return events;
   }
 

@@ -24,7 +24,6 @@ export class UpstreamHttp {
     this.pool = new Pool(url.origin, {
       connections,
       pipelining: 1,
-      keepAliveTimeout: 30_000,
       connect: { timeout: timeouts.connect_ms },
       headersTimeout: timeouts.first_byte_ms,
       bodyTimeout: timeouts.idle_ms,
