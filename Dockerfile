@@ -29,7 +29,7 @@ RUN mkdir -p /app/data && chown 1000:1000 /app/data
 # Numeric uid (the image's `node` user) so Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000
 EXPOSE 8080
-# Drawbridge drains on SIGTERM (DESIGN §3.3), so node itself is the container's process: never
+# Drawbridge drains on SIGTERM (README, "Shutdown and draining"), so node itself is the container's process: never
 # `npm start`, which does not forward signals.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
