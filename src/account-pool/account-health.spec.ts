@@ -107,4 +107,17 @@ describe('AccountHealth', () => {
     assert.ok(!describeFailure(new UpstreamError('server', `token ${'A1'.repeat(30)}`, 500)).includes('A1A1A1'));
     assert.equal(describeFailure(new UpstreamError('connect', '')), 'connect');
   });
+
+  it('applies restrictions another replica saw, only ever extending them', () => {
+    const health = new AccountHealth(policy);
+    health.recordFailure(new UpstreamError('rate_limited', 'slow down', 429, 10_000), T);
+    assert.deepEqual(health.marks(), { cooldownUntil: T + 10_000, ejectedUntil: 0, unhealthyUntil: 0 });
+    assert.equal(health.applyMarks({ cooldownUntil: T + 5_000, ejectedUntil: 0, unhealthyUntil: T - 1 }, T), false);
+    assert.equal(health.usableAt(T), T + 10_000);
+    assert.equal(health.applyMarks({ cooldownUntil: T + 20_000, ejectedUntil: 0, unhealthyUntil: 0 }, T + 1), true);
+    assert.equal(health.usableAt(T + 1), T + 20_000);
+    assert.equal(health.applyMarks({ cooldownUntil: 0, ejectedUntil: 0, unhealthyUntil: T + 60_000 }, T + 2), true);
+    assert.equal(health.state(T + 2), 'unhealthy');
+    assert.equal(health.lastFailureAt, T + 2);
+  });
 });

@@ -31,6 +31,16 @@ export const DEFAULT_HEALTH_POLICY: Omit<HealthPolicy, 'cooldownMs'> = {
 const LAST_ERROR_MAX = 200;
 
 /**
+ * When each restriction of an account ends, in this process's clock (0 = none). What replicas
+ * share through Redis, so a 429 seen by one keeps the others off the account too.
+ */
+export interface HealthMarks {
+  cooldownUntil: number;
+  ejectedUntil: number;
+  unhealthyUntil: number;
+}
+
+/**
  * One account's health and counters. Every state ends at a stored instant and is computed from
  * the clock when asked, so nothing needs a timer to become healthy again.
  */
@@ -72,6 +82,32 @@ export class AccountHealth {
     if (this.cooldownUntil > now && this.cooldownUntil < next) next = this.cooldownUntil;
     if (this.ejectedUntil > now && this.ejectedUntil < next) next = this.ejectedUntil;
     return next;
+  }
+
+  marks(): HealthMarks {
+    return { cooldownUntil: this.cooldownUntil, ejectedUntil: this.ejectedUntil, unhealthyUntil: this.unhealthyUntil };
+  }
+
+  /**
+   * Applies restrictions another replica saw. Only ever extends one (a late or repeated message
+   * cannot cut a cooldown short); true when some restriction got longer.
+   */
+  applyMarks(marks: HealthMarks, now: number): boolean {
+    let changed = false;
+    if (marks.cooldownUntil > now && marks.cooldownUntil > this.cooldownUntil) {
+      this.cooldownUntil = marks.cooldownUntil;
+      changed = true;
+    }
+    if (marks.ejectedUntil > now && marks.ejectedUntil > this.ejectedUntil) {
+      this.ejectedUntil = marks.ejectedUntil;
+      changed = true;
+    }
+    if (marks.unhealthyUntil > now && marks.unhealthyUntil > this.unhealthyUntil) {
+      this.unhealthyUntil = marks.unhealthyUntil;
+      changed = true;
+    }
+    if (changed && now > this.lastFailureAt) this.lastFailureAt = now;
+    return changed;
   }
 
   /** True when this ended an ejection (the account became usable). */

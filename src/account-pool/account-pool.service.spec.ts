@@ -511,6 +511,67 @@ describe('AccountPool', () => {
     });
   });
 
+  describe('shared state', () => {
+    it('tells a ledger that wants to know when this replica starts and stops waiting for each account', async () => {
+      const memory = new MemorySlotLedger();
+      const calls: string[] = [];
+      const ledger: SlotLedger = {
+        busy: (id) => memory.busy(id),
+        tryAcquire: (id, max) => memory.tryAcquire(id, max),
+        release: (id) => memory.release(id),
+        setWaiting: (id, waiting) => calls.push(`${id}:${waiting}`),
+      };
+      const { pool } = makePool([acct('a', 1), acct('b', 1, ['other'])], { queue_timeout_ms: 60_000 }, {}, ledger);
+      const holders = [await pool.acquire('m'), await pool.acquire('other')];
+      const first = pool.acquire('m');
+      const second = pool.acquire('m');
+      const retry = pool.acquire('other', { exclude: new Set(['a']) });
+      assert.deepEqual(calls, ['a:true', 'b:true']);
+      holders[0].release();
+      const lease = await first;
+      assert.deepEqual(calls, ['a:true', 'b:true'], 'one request still waits for a');
+      lease.release();
+      assert.deepEqual(calls, ['a:true', 'b:true', 'a:false']);
+      (await second).release();
+      holders[1].release();
+      (await retry).release();
+      assert.deepEqual(calls, ['a:true', 'b:true', 'a:false', 'b:false']);
+    });
+
+    it('a slot freed by another replica goes to the oldest waiter here', async () => {
+      const memory = new MemorySlotLedger();
+      const { pool } = makePool([acct('a', 1)], { queue_timeout_ms: 60_000 }, {}, memory);
+      const holder = await pool.acquire('m');
+      const order: number[] = [];
+      const waiters = [0, 1].map((i) => pool.acquire('m').then((lease) => (order.push(i), lease)));
+      // Another replica held it: this ledger's count drops without a release through this pool.
+      memory.release('a');
+      pool.slotFreedElsewhere('a');
+      const lease = await waiters[0];
+      assert.deepEqual(order, [0]);
+      lease.release();
+      (await waiters[1]).release();
+      assert.deepEqual(order, [0, 1]);
+      void holder;
+    });
+
+    it('reports an account it took out of service, and applies restrictions another replica saw', async () => {
+      const clock = fakeClock();
+      const { pool } = makePool([acct('a', 1), acct('b', 1)], {}, { now: clock.now });
+      const heard: Array<[string, number]> = [];
+      pool.watchHealth((id, marks) => heard.push([id, marks.cooldownUntil - clock.now()]));
+      pool.reportFailure('a', rateLimited(4_000));
+      pool.reportFailure('a', rateLimited(1_000));
+      assert.deepEqual(heard, [['a', 4_000]], 'only a change is reported');
+      pool.applySharedHealth('b', { cooldownUntil: clock.now() + 2_000, ejectedUntil: 0, unhealthyUntil: 0 });
+      assert.deepEqual(heard, [['a', 4_000]], 'what others saw is not reported back');
+      assert.equal(pool.snapshot()[1].status, 'cooling_down');
+      await assert.rejects(pool.acquire('m', { exclude: new Set(['x']) }), isNoOtherAccount);
+      clock.advance(2_000);
+      assert.equal((await pool.acquire('m')).account.id, 'b');
+    });
+  });
+
   it('ends queued requests with 503 draining when the module is destroyed', async () => {
     const { pool } = makePool([acct('a', 1)], { queue_timeout_ms: 60_000 });
     const holder = await pool.acquire('m');

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnModuleDestroy, Optional } from '@nestjs/c
 import { GatewayError, truncate } from '../common/gateway-error';
 import { APP_CONFIG, AppConfig, AccountConfig } from '../config/app-config';
 import type { UpstreamError } from '../providers/upstream-error';
-import { AccountHealth, DEFAULT_HEALTH_POLICY, HealthPolicy } from './account-health';
+import { AccountHealth, DEFAULT_HEALTH_POLICY, HealthMarks, HealthPolicy } from './account-health';
 import { NO_CANDIDATE, PoolAccount, WAIT_FOR_COOLDOWN, WAIT_FOR_SLOT, selectAccount } from './account-selector';
 import { SLOT_LEDGER, SlotLedger, SlotToken, isPromiseLike } from './slot-ledger';
 
@@ -56,6 +56,9 @@ export interface PoolOptions {
   now?: () => number;
   health?: Partial<Omit<HealthPolicy, 'cooldownMs'>>;
 }
+
+/** Told when a failure seen here took an account out of service, with all its restrictions. */
+export type HealthListener = (accountId: string, marks: HealthMarks) => void;
 
 /** Optional provider of PoolOptions. */
 export const POOL_OPTIONS = Symbol('POOL_OPTIONS');
@@ -153,6 +156,9 @@ export class AccountPool implements OnModuleDestroy {
   private size = 0;
   private wakeTimer: NodeJS.Timeout | undefined;
   private wakeAt = Infinity;
+  /** Queued requests that could use each account; kept only for a ledger that wants to know. */
+  private readonly waitingFor = new Map<string, number>();
+  private healthListener: HealthListener | undefined;
   private readonly giveBack = (entry: PoolAccount, token: SlotToken): void => this.releaseSlot(entry, token);
   private readonly onWake = (): void => {
     this.wakeTimer = undefined;
@@ -241,7 +247,28 @@ export class AccountPool implements OnModuleDestroy {
   /** An upstream failure on the account; see AccountHealth for what each kind does. */
   reportFailure(accountId: string, error: UpstreamError): void {
     const account = this.byId.get(accountId);
-    if (account && account.health.recordFailure(error, this.now()) && this.head !== null) this.dispatch(true);
+    if (!account || !account.health.recordFailure(error, this.now())) return;
+    this.healthListener?.(accountId, account.health.marks());
+    if (this.head !== null) this.dispatch(true);
+  }
+
+  /** Registers the one listener told of accounts this replica took out of service (shared state). */
+  watchHealth(listener: HealthListener): void {
+    this.healthListener = listener;
+  }
+
+  /** Restrictions another replica saw (a 429 cooldown, an ejection, an auth failure). */
+  applySharedHealth(accountId: string, marks: HealthMarks): void {
+    const account = this.byId.get(accountId);
+    if (account && account.health.applyMarks(marks, this.now()) && this.head !== null) this.dispatch(true);
+  }
+
+  /**
+   * A slot of the account was freed by another replica, or a shared ledger noticed a lease expire:
+   * the queued requests here get their chance at it, oldest first.
+   */
+  slotFreedElsewhere(accountId: string): void {
+    if (this.head !== null && this.byId.has(accountId)) this.dispatch(false);
   }
 
   addCredits(accountId: string, credits: number): void {
@@ -495,6 +522,17 @@ export class AccountPool implements OnModuleDestroy {
     else this.head = waiter;
     this.tail = waiter;
     this.size++;
+    if (this.ledger.setWaiting) this.countWaiting(waiter, 1);
+  }
+
+  /** Tells a shared ledger when this replica starts and stops waiting for each account. */
+  private countWaiting(waiter: Waiter, delta: 1 | -1): void {
+    for (const account of waiter.route.accounts) {
+      if (waiter.exclude?.has(account.id)) continue;
+      const count = (this.waitingFor.get(account.id) ?? 0) + delta;
+      this.waitingFor.set(account.id, count);
+      if (count === 0 || (count === 1 && delta === 1)) this.ledger.setWaiting!(account.id, count > 0);
+    }
   }
 
   /** Takes a waiter out of the queue for good: its timer, abort listener and links. */
@@ -508,6 +546,7 @@ export class AccountPool implements OnModuleDestroy {
     else this.tail = waiter.prev;
     waiter.prev = waiter.next = null;
     this.size--;
+    if (this.ledger.setWaiting) this.countWaiting(waiter, -1);
     if (this.head === null) this.clearWake();
   }
 }

@@ -19,6 +19,11 @@ export interface SlotLedger {
   tryAcquire(accountId: string, max: number): MaybePromise<SlotToken | null>;
   /** Gives one slot back. Each token is released once: the pool's leases guarantee it. */
   release(accountId: string, token: SlotToken): MaybePromise<void>;
+  /**
+   * Shared ledgers only: whether this replica now has queued requests that could use the account
+   * (called on the first and after the last), so other replicas cannot keep overtaking them.
+   */
+  setWaiting?(accountId: string, waiting: boolean): void;
 }
 
 /** Injection token of the ledger the pool uses; the memory ledger unless a module overrides it. */

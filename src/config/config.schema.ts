@@ -67,6 +67,10 @@ export class PoolSection {
 
   @IsInt(INTEGER) @Min(1, POSITIVE)
   cooldown_ms = 30000;
+
+  /** With Redis: how long a slot lease lives unrenewed, so a crashed replica's slots come back. */
+  @IsInt(INTEGER) @Min(1000, { message: 'must be an integer of at least 1000' })
+  lease_ms = 15000;
 }
 
 export class CreditsSection {

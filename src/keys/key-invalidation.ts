@@ -27,7 +27,7 @@ export class KeyInvalidation implements OnModuleInit, OnApplicationShutdown {
     if (!this.redis) return;
     // A subscribed connection can do nothing else, so it gets its own; it resubscribes by itself
     // after a reconnect.
-    this.subscriber = this.redis.duplicate({ enableOfflineQueue: true });
+    this.subscriber = this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
     this.subscriber.on('error', () => undefined);
     this.subscriber.on('message', (_channel: string, id: string) => this.authenticator.invalidate(id));
     try {

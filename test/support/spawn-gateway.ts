@@ -24,7 +24,11 @@ export async function spawnGateway(env: Record<string, string | undefined>, time
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | string>((done) => child.on('exit', (code, signal) => done(code ?? signal ?? -1)));
   const url = await new Promise<string>((done, fail) => {
-    const timer = setTimeout(() => fail(new Error(`gateway did not start:\n${out}\n${err}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      // Never leave a half-started gateway behind (it would keep its ports and Redis keys busy).
+      child.kill('SIGKILL');
+      fail(new Error(`gateway did not start (it logs "listening on" at LOG_LEVEL info or below):\n${out}\n${err}`));
+    }, timeoutMs);
     const check = (): void => {
       const match = /listening on ([\d.]+):(\d+)/.exec(out);
       if (match) {
