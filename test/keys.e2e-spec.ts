@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { ErrorEnvelope, TestGateway, startTestGateway } from './support/test-gateway';
+import { ErrorEnvelope, TEST_DATABASE_URL, TestGateway, startTestGateway } from './support/test-gateway';
 
 describe('API keys', () => {
   let gw: TestGateway;
@@ -180,5 +180,30 @@ describe('admin authentication', () => {
     const res = await fetch(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${gw.adminToken}` } });
     assert.equal(res.status, 401);
     assert.equal(((await res.json()) as ErrorEnvelope).error.code, 'invalid_api_key');
+  });
+});
+
+describe('last_used_at', () => {
+  it('is written in a batch, at the latest when the gateway stops', async () => {
+    const gw = await startTestGateway();
+    let id: string;
+    const before = Date.now();
+    try {
+      const created = await gw.createKey();
+      id = created.id;
+      const res = await fetch(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${created.key}` } });
+      assert.equal(res.status, 200);
+    } finally {
+      await gw.close();
+    }
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ last_used_at: Date | null }>('SELECT last_used_at FROM api_keys WHERE id = $1', [id]);
+      assert.ok(rows[0]?.last_used_at, 'last_used_at was never written');
+      assert.ok(rows[0].last_used_at.getTime() >= before - 1000);
+    } finally {
+      await client.end();
+    }
   });
 });

@@ -18,7 +18,8 @@ export class KeyAuthenticator implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(KeyAuthenticator.name);
   readonly cache = new KeyCache();
   private readonly refreshing = new Set<string>();
-  private lastUsed = new Map<string, Date>();
+  /** Key id → last use (unix ms), written in one batch every few seconds. */
+  private lastUsed = new Map<string, number>();
   private timer?: NodeJS.Timeout;
 
   constructor(private readonly repository: KeysRepository) {}
@@ -39,7 +40,7 @@ export class KeyAuthenticator implements OnModuleInit, OnApplicationShutdown {
     const hash = hashApiKey(secret);
     const key = await this.lookup(hash, now);
     if (!key || key.revoked || (key.expiresAtMs !== null && key.expiresAtMs <= now)) throw GatewayError.invalidApiKey();
-    this.lastUsed.set(key.id, new Date(now));
+    this.lastUsed.set(key.id, now);
     return key;
   }
 

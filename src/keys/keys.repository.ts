@@ -58,10 +58,11 @@ export class KeysRepository {
   }
 
   /** One statement for the whole batch; a key used a thousand times costs one row update. */
-  async touchLastUsed(lastUsed: Map<string, Date>): Promise<void> {
+  /** `lastUsed`: key id → unix ms. */
+  async touchLastUsed(lastUsed: Map<string, number>): Promise<void> {
     if (lastUsed.size === 0) return;
     const ids = [...lastUsed.keys()];
-    const times = ids.map((id) => lastUsed.get(id)!.toISOString());
+    const times = ids.map((id) => new Date(lastUsed.get(id)!).toISOString());
     await this.dataSource.query(
       `UPDATE api_keys k SET last_used_at = GREATEST(COALESCE(k.last_used_at, v.t), v.t)
          FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, t) WHERE k.id = v.id`,

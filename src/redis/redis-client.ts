@@ -15,6 +15,9 @@ export const REDIS_FAST_FAIL_OPTIONS: Readonly<RedisOptions> = {
   maxRetriesPerRequest: 0,
   autoResendUnfulfilledCommands: false,
   connectTimeout: 1000,
+  // Commands issued in the same tick (concurrent requests' rate-limit and slot scripts) go out in
+  // one write: fewer syscalls per request under load, no extra latency alone.
+  enableAutoPipelining: true,
   // Keep reconnecting forever in the background, at most one second apart.
   retryStrategy: (attempt: number) => Math.min(attempt * 50, 1000),
 };
