@@ -69,15 +69,4 @@ export class KeysRepository {
       [ids, times],
     );
   }
-
-  /** Adds spent credits per key in one statement. */
-  async addCreditsUsed(credits: Map<string, number>): Promise<void> {
-    if (credits.size === 0) return;
-    const ids = [...credits.keys()];
-    await this.dataSource.query(
-      `UPDATE api_keys k SET credits_used = k.credits_used + v.c
-         FROM unnest($1::uuid[], $2::numeric[]) AS v(id, c) WHERE k.id = v.id`,
-      [ids, ids.map((id) => credits.get(id)!)],
-    );
-  }
 }
