@@ -386,6 +386,11 @@ describe('rate limit (e2e)', () => {
       }
     });
 
+    const storeErrors = async (gw: TestGateway): Promise<number> => {
+      const text = await (await fetch(`${gw.url}/metrics`)).text();
+      return Number(/^drawbridge_rate_limit_store_errors_total (\S+)$/m.exec(text)?.[1]);
+    };
+
     /** After a restore: waits for the first request limited through Redis again, and returns it. */
     const firstLimitedAgain = (gw: TestGateway, key: string): Promise<Answer> =>
       eventually('rate limiting through Redis', RECOVERY_DEADLINE_MS, async () => {
@@ -398,6 +403,7 @@ describe('rate limit (e2e)', () => {
       const { key } = await gw.createKey({ name: 'open', rate_limit_per_minute: 2 });
       assert.equal(limited(await send(gw, key), 2).remaining, 1);
 
+      const errorsBefore = await storeErrors(gw);
       proxy.cut();
       // More than the limit: none of them is limited while the store is away.
       for (let i = 0; i < 4; i++) {
@@ -406,6 +412,8 @@ describe('rate limit (e2e)', () => {
         assertNoRateLimitHeaders(answer);
         assert.ok(answer.ms < STORE_DOWN_BOUND_MS, `answered after ${Math.round(answer.ms)} ms`);
       }
+      // …and each store failure is counted.
+      assert.ok((await storeErrors(gw)) >= errorsBefore + 4, 'drawbridge_rate_limit_store_errors_total did not count the failures');
       const health = await send(gw, null, '/health');
       assert.equal(health.status, 200);
       assert.equal((health.body as { status: string }).status, 'degraded');
