@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { TcpProxy } from '../../test/support/tcp-proxy';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
@@ -37,58 +37,6 @@ async function until(check: () => boolean | Promise<boolean>, what: string, time
 
 async function take(ledger: RedisSlotLedger, account: string, max: number): Promise<SlotToken | null> {
   return await ledger.tryAcquire(account, max);
-}
-
-/** A TCP hop in front of the real Redis that can be cut (every connection dropped) and restored. */
-class CuttableProxy {
-  private forwarding = true;
-  private readonly server: Server = createServer((socket) => this.accept(socket));
-  private readonly sockets = new Set<Socket>();
-  private readonly target = new URL(REDIS_URL);
-
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    const address = this.server.address();
-    assert.ok(address !== null && typeof address === 'object');
-    const url = new URL(REDIS_URL);
-    url.hostname = '127.0.0.1';
-    url.port = String(address.port);
-    return url.toString();
-  }
-
-  cut(): void {
-    this.forwarding = false;
-    for (const socket of this.sockets) socket.destroy();
-  }
-
-  restore(): void {
-    this.forwarding = true;
-  }
-
-  async close(): Promise<void> {
-    this.cut();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-
-  private accept(client: Socket): void {
-    this.track(client);
-    if (!this.forwarding) {
-      client.destroy();
-      return;
-    }
-    const upstream = this.track(connect(Number(this.target.port || 6379), this.target.hostname));
-    client.pipe(upstream);
-    upstream.pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  }
-
-  private track(socket: Socket): Socket {
-    this.sockets.add(socket);
-    socket.on('error', () => {});
-    socket.on('close', () => this.sockets.delete(socket));
-    return socket;
-  }
 }
 
 describe('RedisSlotLedger', () => {
@@ -290,8 +238,8 @@ describe('RedisSlotLedger', () => {
   describe('when Redis is unreachable', () => {
     it('counts new leases per replica, gives each back where it was taken, and shares again when Redis returns', async () => {
       const prefix = freshPrefix();
-      const proxy = new CuttableProxy();
-      const client = await readyClient(await proxy.listen());
+      const proxy = await TcpProxy.start(REDIS_URL);
+      const client = await readyClient(proxy.urlFor(REDIS_URL));
       const flaky = ledger(client, prefix, 15_000, [{ id: 'a', max: 3 }]);
       flaky.start();
       try {

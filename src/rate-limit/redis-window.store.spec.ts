@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { TcpProxy } from '../../test/support/tcp-proxy';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
@@ -33,51 +33,6 @@ async function rejectsWithin(promise: Promise<unknown>, boundMs: number): Promis
   assert.ok(error instanceof Error);
   assert.ok(elapsed < boundMs, `failed after ${Math.round(elapsed)} ms`);
   return error;
-}
-
-/** A TCP hop in front of the real Redis that can refuse connections or swallow every request. */
-class FlakyProxy {
-  mode: 'refuse' | 'forward' | 'blackhole' = 'forward';
-  private readonly server: Server = createServer((socket) => this.accept(socket));
-  private readonly sockets = new Set<Socket>();
-  private readonly target = new URL(REDIS_URL);
-
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    const address = this.server.address();
-    assert.ok(address !== null && typeof address === 'object');
-    const url = new URL(REDIS_URL);
-    url.hostname = '127.0.0.1';
-    url.port = String(address.port);
-    return url.toString();
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-
-  private accept(client: Socket): void {
-    this.track(client);
-    if (this.mode === 'refuse') {
-      client.destroy();
-      return;
-    }
-    const upstream = this.track(connect(Number(this.target.port || 6379), this.target.hostname));
-    client.on('data', (chunk) => {
-      if (this.mode !== 'blackhole') upstream.write(chunk);
-    });
-    upstream.on('data', (chunk) => client.write(chunk));
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  }
-
-  private track(socket: Socket): Socket {
-    this.sockets.add(socket);
-    socket.on('error', () => {});
-    socket.on('close', () => this.sockets.delete(socket));
-    return socket;
-  }
 }
 
 describe('RedisWindowStore', () => {
@@ -161,12 +116,12 @@ describe('RedisWindowStore', () => {
     });
 
     it('fails fast when a connected Redis stops answering', async () => {
-      const proxy = new FlakyProxy();
-      const client = await readyClient(await proxy.listen());
+      const proxy = await TcpProxy.start(REDIS_URL);
+      const client = await readyClient(proxy.urlFor(REDIS_URL));
       try {
         const silent = new RedisWindowStore(client, PREFIX);
         assert.equal((await silent.hit('silent', 5, 60_000)).allowed, true);
-        proxy.mode = 'blackhole';
+        proxy.silence();
         const error = await rejectsWithin(silent.hit('silent', 5, 60_000), FAST_FAIL_BOUND_MS);
         assert.match(error.message, /timed out/i);
       } finally {
@@ -176,15 +131,15 @@ describe('RedisWindowStore', () => {
     });
 
     it('recovers by itself when Redis comes back', async () => {
-      const proxy = new FlakyProxy();
-      proxy.mode = 'refuse';
-      const client = createRedisClient(await proxy.listen());
+      const proxy = await TcpProxy.start(REDIS_URL);
+      proxy.cut();
+      const client = createRedisClient(proxy.urlFor(REDIS_URL));
       try {
         const flaky = new RedisWindowStore(client, PREFIX);
         await rejectsWithin(flaky.hit('back', 5, 60_000), FAST_FAIL_BOUND_MS);
         await sleep(100);
         await rejectsWithin(flaky.hit('back', 5, 60_000), FAST_FAIL_BOUND_MS);
-        proxy.mode = 'forward';
+        proxy.restore();
         assert.equal(await whenRedisReady(client, 5000), true);
         const decision = await flaky.hit('back', 5, 60_000);
         assert.equal(decision.allowed, true);

@@ -1,15 +1,16 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 /**
- * A TCP hop on 127.0.0.1 in front of a real server (Redis in the e2e tests) that a test can cut
+ * A TCP hop on 127.0.0.1 in front of a real server (Redis in the tests) that a test can break
  * and restore. Cut: every open connection is destroyed and new ones are accepted and dropped at
- * once, as a partitioned or crashed Redis looks to a client. Restore: new connections are
- * forwarded again (the listening port never changes, so clients reconnect by themselves).
+ * once, as a partitioned or crashed Redis looks to a client. Silence: connections stay open but
+ * nothing reaches the server, as a stalled one looks. Restore: forwarding resumes (the listening
+ * port never changes, so clients reconnect by themselves).
  */
 export class TcpProxy {
   private readonly server: Server = createServer((socket) => this.accept(socket));
   private readonly sockets = new Set<Socket>();
-  private forwarding = true;
+  private mode: 'forward' | 'cut' | 'silent' = 'forward';
   private port = 0;
 
   private constructor(
@@ -43,34 +44,41 @@ export class TcpProxy {
   }
 
   get isCut(): boolean {
-    return !this.forwarding;
+    return this.mode === 'cut';
   }
 
   /** Stops forwarding: destroys every open connection and drops new ones until `restore()`. */
   cut(): void {
-    this.forwarding = false;
+    this.mode = 'cut';
     for (const socket of this.sockets) socket.destroy();
   }
 
+  /** Keeps connections open but stops passing the client's bytes on, until `restore()`. */
+  silence(): void {
+    this.mode = 'silent';
+  }
+
   restore(): void {
-    this.forwarding = true;
+    this.mode = 'forward';
   }
 
   async close(): Promise<void> {
-    this.forwarding = false;
+    this.mode = 'cut';
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   private accept(client: Socket): void {
     this.track(client);
-    if (!this.forwarding) {
+    if (this.mode === 'cut') {
       client.destroy();
       return;
     }
     const upstream = this.track(connect(this.targetPort, this.targetHost));
-    client.pipe(upstream);
-    upstream.pipe(client);
+    client.on('data', (chunk) => {
+      if (this.mode === 'forward') upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => client.write(chunk));
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   }
