@@ -4,21 +4,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FakeUpstream } from './support/fake-upstream';
 import { startOpenAIUpstream } from './support/openai-upstream';
 import { TestGateway, startTestGateway } from './support/test-gateway';
+import type { AccountView as AccountObject } from '../src/account-pool/account-pool.service';
 
 interface HealthBody {
   status: string;
   accounts: number;
   total_slots: number;
   available_slots: number;
-}
-
-interface AccountObject {
-  id: string;
-  status: 'healthy' | 'cooling_down' | 'unhealthy';
-  total_slots: number;
-  busy_slots: number;
-  available_slots: number;
-  cooldown_until: string | null;
 }
 
 interface AccountList {

@@ -9,17 +9,9 @@ import { apiError, postCompletion } from './support/http';
 import { startOpenAIUpstream } from './support/openai-upstream';
 import { ErrorEnvelope, TestGateway, startTestGateway } from './support/test-gateway';
 import { waitForUsageRows } from './support/usage-rows';
+import type { AccountView as AccountObject } from '../src/account-pool/account-pool.service';
 
 const HELLO: ChatCompletionMessageParam[] = [{ role: 'user', content: 'Say hello to the pool' }];
-
-interface AccountObject {
-  id: string;
-  status: 'healthy' | 'cooling_down' | 'unhealthy';
-  total_slots: number;
-  busy_slots: number;
-  available_slots: number;
-  cooldown_until: string | null;
-}
 
 /**
  * Opens a streaming completion with node:http, reads until `events` SSE events arrived, then

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import OpenAI, { RateLimitError } from 'openai';
 import { TcpProxy } from './support/tcp-proxy';
 import { ErrorEnvelope, TEST_REDIS_URL, TestGateway, startTestGateway } from './support/test-gateway';
+import { deleteKeysWithPrefix } from './support/redis-keys';
 
 /** Rate-limit headers of one answer, as numbers; absent headers are null. */
 interface RateLimitHeaders {
@@ -120,15 +121,6 @@ async function eventually<T>(what: string, deadlineMs: number, probe: () => Prom
 
 /** The Redis key of a key's window (the store's layout: `<prefix>rl:<key id>`). */
 const windowKey = (gw: TestGateway, keyId: string): string => `${gw.config.redis_key_prefix}rl:${keyId}`;
-
-async function forgetPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-}
 
 interface StoreHarness {
   name: string;
@@ -320,7 +312,7 @@ describe('rate limit (e2e)', () => {
     name: 'Redis',
     env: () => ({ REDIS_URL: TEST_REDIS_URL }),
     entries: (gw, keyId) => redis.zcard(windowKey(gw, keyId)),
-    cleanUp: (gw) => forgetPrefix(redis, gw.config.redis_key_prefix),
+    cleanUp: (gw) => deleteKeysWithPrefix(redis, gw.config.redis_key_prefix),
   });
 
   rateLimitBehaviour({ name: 'in-process', env: () => ({}) });
@@ -336,7 +328,7 @@ describe('rate limit (e2e)', () => {
     });
     after(async () => {
       await Promise.all([one?.close(), two?.close()]);
-      await forgetPrefix(redis, prefix);
+      await deleteKeysWithPrefix(redis, prefix);
     });
 
     it('admits exactly N of 3N concurrent requests split across both', async () => {
@@ -382,7 +374,7 @@ describe('rate limit (e2e)', () => {
         proxy.restore();
         await gw.close();
         await proxy.close();
-        await forgetPrefix(redis, gw.config.redis_key_prefix);
+        await deleteKeysWithPrefix(redis, gw.config.redis_key_prefix);
       }
     });
 

@@ -11,6 +11,7 @@ import type { FakeUpstream } from './support/fake-upstream';
 import { startOpenAIUpstream } from './support/openai-upstream';
 import { SpawnedGateway, spawnGateway } from './support/spawn-gateway';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './support/test-gateway';
+import { deleteKeysWithPrefix } from './support/redis-keys';
 
 /*
  * Two gateway processes behind one Redis and one Postgres, as two replicas behind a load
@@ -130,12 +131,7 @@ describe('scale-out: two replicas behind one Redis', () => {
     await Promise.all([slow, first, second].map((u) => u?.close()));
     const redis = createRedisClient(TEST_REDIS_URL);
     if (await whenRedisReady(redis, 5000)) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        if (keys.length > 0) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
+      await deleteKeysWithPrefix(redis, prefix);
     }
     redis.disconnect();
     rmSync(dir, { recursive: true, force: true });

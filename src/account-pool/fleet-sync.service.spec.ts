@@ -8,6 +8,7 @@ import { UpstreamError } from '../providers/upstream-error';
 import { AccountPool, AccountView } from './account-pool.service';
 import { FleetSync } from './fleet-sync.service';
 import { RedisSlotLedger } from './redis-slot-ledger';
+import { deleteKeysWithPrefix } from '../../test/support/redis-keys';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const FILE_PREFIX = `test:fleet:${process.pid}:${Date.now()}:`;
@@ -67,12 +68,7 @@ describe('FleetSync', () => {
   after(async () => {
     for (const stop of stops) stop();
     const [redis] = clients;
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${FILE_PREFIX}*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeysWithPrefix(redis, FILE_PREFIX);
     await Promise.all(clients.map((c) => c.quit()));
   });
 

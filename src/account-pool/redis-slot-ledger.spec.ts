@@ -9,6 +9,7 @@ import { AccountPool, Lease } from './account-pool.service';
 import { FleetSync } from './fleet-sync.service';
 import { RedisSlotLedger } from './redis-slot-ledger';
 import { isPromiseLike, SlotToken } from './slot-ledger';
+import { deleteKeysWithPrefix } from '../../test/support/redis-keys';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const FILE_PREFIX = `test:slots:${process.pid}:${Date.now()}:`;
@@ -56,12 +57,7 @@ describe('RedisSlotLedger', () => {
 
   after(async () => {
     for (const created of ledgers) created.stop();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${FILE_PREFIX}*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeysWithPrefix(redis, FILE_PREFIX);
     await Promise.all([redis.quit(), other.quit()]);
   });
 

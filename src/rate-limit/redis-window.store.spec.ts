@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import { createRedisClient, whenRedisReady } from '../redis/redis-client';
 import { RedisWindowStore } from './redis-window.store';
 import { windowStoreBehaviour } from './window-store.behaviour';
+import { deleteKeysWithPrefix } from '../../test/support/redis-keys';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `test:rl:${process.pid}:${Date.now()}:`;
@@ -48,12 +49,7 @@ describe('RedisWindowStore', () => {
   });
 
   after(async () => {
-    let cursor = '0';
-    do {
-      const [next, keys] = await one.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 1000);
-      if (keys.length > 0) await one.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeysWithPrefix(one, PREFIX);
     await Promise.all([one.quit(), two.quit()]);
   });
 
