@@ -1,4 +1,3 @@
-import type { AccountConfig } from '../config/app-config';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from './openai-types';
 
 /** One upstream call, already bound to an account. */
@@ -29,5 +28,3 @@ export interface ProviderAdapter {
   /** Frees sockets and pools at shutdown. */
   close(): Promise<void>;
 }
-
-export type ProviderFactory = (account: AccountConfig) => ProviderAdapter;
