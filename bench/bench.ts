@@ -8,22 +8,33 @@
  * nothing). BENCH_OUT_DIR changes where the report goes (default ./bench). BENCH_HEAP_SNAPSHOTS=1
  * takes the heap snapshots even when the memory figure passes.
  */
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
-import type { EventEmitter } from 'node:events';
-import { Redis } from 'ioredis';
-import { Client } from 'pg';
-import { runMigrations } from '../src/database/migrate';
 import { summarizeProfile } from './cpu-profile';
-import type { GatewaySpec, GatewayVariant } from './gateway-server';
+import {
+  cpuMs,
+  gitState,
+  load,
+  started,
+  log,
+  median,
+  metricValue,
+  openFileLimit,
+  quantile,
+  REPLY_TEXT,
+  rotated,
+  Run,
+  scrape,
+  sleep,
+  smokeTest,
+  streamTarget,
+  Target,
+  TargetName,
+} from './harness';
 import { diffHeapSnapshots, type HeapDiff } from './heap-snapshot';
-import { BenchChild } from './ipc';
 import { BenchResults, evaluate, renderMarkdown, Round } from './report';
-import { runStreams, StreamFleet, type SseTarget } from './sse-client';
+import { runStreams, StreamFleet } from './sse-client';
 
 // ---- settings ----
 
@@ -38,265 +49,9 @@ const SETTINGS = {
   memory: { first: QUICK ? 200 : 1000, second: QUICK ? 500 : 5000, chunks: 16, chunkDelayMs: QUICK ? 500 : 2000, heapSnapshotStreams: QUICK ? 200 : 1000, idleWaitMs: QUICK ? 5000 : 65_000 },
   profile: { seconds: QUICK ? 2 : 5 },
   warmupSeconds: QUICK ? 1 : 3,
-  slots: 6000,
-  maxQueue: 10_000,
 };
-
-const PG_ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const MODEL = 'bench';
-/** 64 words: the fake upstream streams one per chunk (it cannot split a reply finer than its code points). */
-const REPLY_TEXT = Array.from({ length: 64 }, (_, i) => `word${i}`).join(' ');
-const PROMPT = [{ role: 'user', content: 'Say hello to the benchmark, please.' }];
-const JSON_BODY = JSON.stringify({ model: MODEL, messages: PROMPT });
-const STREAM_BODY = JSON.stringify({ model: MODEL, messages: PROMPT, stream: true });
-
 const OUT_DIR = resolve(process.env.BENCH_OUT_DIR ?? join(process.cwd(), 'bench'));
 const ROOT = resolve(OUT_DIR, '..');
-
-// ---- autocannon (no published types: the little used here, typed by hand) ----
-
-interface CannonOptions {
-  url: string;
-  connections: number;
-  pipelining: number;
-  duration: number;
-  method: 'POST';
-  headers: Record<string, string>;
-  body: string;
-  timeout: number;
-}
-
-interface CannonResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  '2xx': number;
-}
-
-type Autocannon = (options: CannonOptions, done: (err: Error | null, result: CannonResult) => void) => EventEmitter;
-const autocannon = createRequire(__filename)('autocannon') as Autocannon;
-
-// ---- targets ----
-
-type TargetName = 'B0' | 'B1' | 'G' | 'G-off' | 'G-usage-off' | 'G-factory';
-
-interface Target {
-  name: TargetName;
-  /** Chat completions URL. */
-  url: string;
-  headers: Record<string, string>;
-  process: BenchChild;
-}
-
-const started = Date.now();
-
-function log(message: string): void {
-  const s = Math.round((Date.now() - started) / 1000);
-  console.log(`[${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}] ${message}`);
-}
-
-interface LoadResult {
-  ok: number;
-  rps: number;
-  errors: number;
-  non2xx: number;
-  /** Latency of every 2xx answer, ms, full float precision (autocannon's own histogram keeps whole ms only). */
-  latencies: number[];
-}
-
-function load(target: Target, connections: number, seconds: number, keepLatencies: boolean, body = JSON_BODY): Promise<LoadResult> {
-  const latencies: number[] = [];
-  return new Promise((resolvePromise, reject) => {
-    const instance = autocannon(
-      {
-        url: target.url,
-        connections,
-        pipelining: 1,
-        duration: seconds,
-        method: 'POST',
-        headers: { ...target.headers, 'content-type': 'application/json' },
-        body,
-        timeout: 30,
-      },
-      (err, result) => {
-        if (err) return reject(err);
-        const ok = result['2xx'];
-        resolvePromise({ ok, rps: ok / result.duration, errors: result.errors + result.timeouts, non2xx: result.non2xx, latencies });
-      },
-    );
-    if (keepLatencies) {
-      instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
-        if (status >= 200 && status < 300) latencies.push(ms);
-      });
-    }
-  });
-}
-
-// ---- statistics ----
-
-function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = Float64Array.from(values).sort();
-  const at = (sorted.length - 1) * q;
-  const lo = Math.floor(at);
-  const hi = Math.ceil(at);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (at - lo);
-}
-
-const median = (values: readonly number[]): number => quantile(values, 0.5);
-
-/** Round r visits the targets starting at r: no target is always first after a pause. */
-function rotated<T>(items: readonly T[], round: number): T[] {
-  const k = round % items.length;
-  return [...items.slice(k), ...items.slice(0, k)];
-}
-
-// ---- process and host helpers ----
-
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** user + system CPU time of a process so far, ms. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-}
-
-/** The commit measured, and the files changed on top of it outside bench/ (the report says so). */
-function gitState(): { commit: string; changedFiles: string[] } {
-  try {
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const changedFiles = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
-      .toString()
-      .split('\n')
-      .map((line) => line.slice(3).trim())
-      .filter((path) => path && !path.startsWith('bench/'));
-    return { commit, changedFiles };
-  } catch {
-    return { commit: 'unknown', changedFiles: [] };
-  }
-}
-
-function openFileLimit(): string {
-  const limits = readFileSync('/proc/self/limits', 'utf8');
-  const match = /^Max open files\s+(\S+)\s+(\S+)/m.exec(limits);
-  return match ? `${match[1]} soft / ${match[2]} hard` : 'unknown';
-}
-
-async function withPg<T>(work: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: PG_ADMIN_URL });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function scrape(url: string): Promise<string> {
-  const res = await fetch(url);
-  return res.text();
-}
-
-function metricValue(text: string, name: string): number | undefined {
-  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
-  return match ? Number(match[1]) : undefined;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
-}
-
-// ---- the run ----
-
-class Run {
-  readonly id = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
-  readonly database = `drawbridge_bench_${this.id}`;
-  readonly databaseUrl = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${this.database}`);
-  readonly redisPrefix = `bench:${this.id}:`;
-  readonly logDir = mkdtempSync(join(os.tmpdir(), 'drawbridge-bench-'));
-  private readonly children = new Set<BenchChild>();
-  private databaseCreated = false;
-  private cleaned = false;
-
-  async createDatabase(): Promise<void> {
-    await withPg((c) => c.query(`CREATE DATABASE ${this.database}`));
-    this.databaseCreated = true;
-    await runMigrations(this.databaseUrl);
-  }
-
-  async spawn(name: string, script: string, args: string[], execArgv: string[] = []): Promise<{ child: BenchChild; ready: Record<string, unknown> }> {
-    const { process: child, ready } = await BenchChild.start(name, join(__dirname, script), args, { logDir: this.logDir, execArgv });
-    this.children.add(child);
-    return { child, ready };
-  }
-
-  async startGateway(name: string, variant: GatewayVariant, upstreamUrl: string, execArgv: string[] = []): Promise<{ child: BenchChild; url: string; key: string }> {
-    const spec: GatewaySpec = {
-      variant,
-      upstreamUrl,
-      databaseUrl: this.databaseUrl,
-      redisUrl: REDIS_URL,
-      redisKeyPrefix: `${this.redisPrefix}${name}:`,
-      slots: SETTINGS.slots,
-      maxQueue: SETTINGS.maxQueue,
-      logLevel: 'info',
-    };
-    const { child, ready } = await this.spawn(name, 'gateway-server.js', [JSON.stringify(spec)], execArgv);
-    return { child, url: ready.url as string, key: ready.key as string };
-  }
-
-  async stop(child: BenchChild): Promise<void> {
-    await child.stop();
-    this.children.delete(child);
-  }
-
-  /** Every child stopped (killed if it will not stop), the database dropped, Redis keys deleted. */
-  async cleanup(hard: boolean): Promise<void> {
-    if (this.cleaned) return;
-    this.cleaned = true;
-    const children = [...this.children];
-    if (hard) for (const child of children) child.kill();
-    await Promise.all(children.map((child) => child.stop(5000)));
-    if (this.databaseCreated) {
-      await withPg((c) => c.query(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`)).catch((err: unknown) =>
-        console.error(`could not drop ${this.database}: ${(err as Error).message}`),
-      );
-    }
-    const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    try {
-      await redis.connect();
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${this.redisPrefix}*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
-    } catch (err) {
-      console.error(`could not clean Redis keys ${this.redisPrefix}*: ${(err as Error).message}`);
-    } finally {
-      redis.disconnect();
-    }
-  }
-}
-
-async function smokeTest(target: Target): Promise<void> {
-  const res = await fetch(target.url, { method: 'POST', headers: { ...target.headers, 'content-type': 'application/json' }, body: JSON_BODY });
-  const text = await res.text();
-  if (res.status !== 200 || !text.includes('"chat.completion"')) throw new Error(`${target.name} answered HTTP ${res.status}: ${text.slice(0, 300)}`);
-}
-
-function streamTarget(target: Target): SseTarget {
-  return { url: target.url, headers: target.headers, body: STREAM_BODY };
-}
 
 async function main(): Promise<void> {
   const run = new Run();
@@ -322,7 +77,7 @@ async function main(): Promise<void> {
     openFileLimit: openFileLimit(),
   };
   const date = new Date().toISOString();
-  const git = gitState();
+  const git = gitState(ROOT);
   log(`machine: ${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadAverageAtStart.join(' ')}${QUICK ? ' (QUICK MODE: figures mean nothing)' : ''}`);
   log(`logs of the target processes: ${run.logDir}`);
   log(`code measured: commit ${git.commit}${git.changedFiles.length ? ` + uncommitted changes in ${git.changedFiles.join(', ')}` : ''}`);

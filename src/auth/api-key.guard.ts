@@ -1,7 +1,9 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../common/gateway-error';
 import { IS_PUBLIC } from '../common/public.decorator';
+import type { AuthenticatedKey } from '../keys/authenticated-key';
 import { KeyAuthenticator } from '../keys/key-authenticator';
 import { IS_ADMIN } from './admin-auth.decorator';
 import type { AuthedRequest } from './authed-request';
@@ -23,9 +25,14 @@ export class ApiKeyGuard implements CanActivate {
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
     if (this.reflector.getAllAndOverride<boolean>(IS_ADMIN, targets)) return true;
     const req = context.switchToHttp().getRequest<AuthedRequest>();
-    const token = bearerToken(req.headers);
-    if (!token) throw GatewayError.missingApiKey();
-    req.apiKey = await this.authenticator.authenticate(token);
+    req.apiKey = await authenticateBearer(this.authenticator, req.headers);
     return true;
   }
+}
+
+/** The key of `Authorization: Bearer db-…`; 401 when it is missing or not a live key. */
+export function authenticateBearer(authenticator: KeyAuthenticator, headers: IncomingHttpHeaders): Promise<AuthenticatedKey> {
+  const token = bearerToken(headers);
+  if (!token) return Promise.reject(GatewayError.missingApiKey());
+  return authenticator.authenticate(token);
 }

@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorType, GatewayError } from './gateway-error';
 import { ensureRequestId } from './request-id';
 
@@ -14,29 +14,33 @@ export class EnvelopeFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
-    const req = http.getRequest<Request>();
-    const res = http.getResponse<Response>();
-    const requestId = ensureRequestId(req, res);
-    const error = toGatewayError(exception);
-    if (error.status >= 500 && error.code === 'internal_error') {
-      this.logger.error({ requestId, err: describe(exception) }, 'unexpected error');
-    }
-    if (res.headersSent) {
-      // A stream already started: the relay ends it with its own SSE error event.
-      if (!res.writableEnded) res.end();
-      return;
-    }
-    sendError(res, error);
+    answerError(http.getRequest<IncomingMessage>(), http.getResponse<ServerResponse>(), exception, this.logger);
   }
 }
 
-export function sendError(res: Response, error: GatewayError): void {
-  for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
-  if (error.retryAfterSeconds !== undefined || error.status === 429 || error.status === 503) {
-    res.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfterSeconds ?? 1))));
+/**
+ * Answers `exception` in the error envelope: the filter's work, shared with the routes served
+ * outside Nest's pipeline. Unexpected errors are logged (with the request id, never the request).
+ */
+export function answerError(req: IncomingMessage, res: ServerResponse, exception: unknown, logger: Logger): void {
+  const requestId = ensureRequestId(req, res);
+  const error = toGatewayError(exception);
+  if (error.status >= 500 && error.code === 'internal_error') {
+    logger.error({ requestId, err: describe(exception) }, 'unexpected error');
   }
-  res.status(error.status).json(error.toBody());
+  if (res.headersSent) {
+    // A stream already started: the relay ends it with its own SSE error event.
+    if (!res.writableEnded) res.end();
+    return;
+  }
+  const headers: Record<string, string> = { ...error.headers, 'Content-Type': JSON_CONTENT_TYPE };
+  if (error.retryAfterSeconds !== undefined || error.status === 429 || error.status === 503) {
+    headers['Retry-After'] = String(Math.max(1, Math.ceil(error.retryAfterSeconds ?? 1)));
+  }
+  res.writeHead(error.status, headers).end(JSON.stringify(error.toBody()));
 }
+
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 const NEST_STATUS: Record<number, [ErrorType, string]> = {
   400: ['invalid_request_error', 'invalid_value'],

@@ -9,7 +9,7 @@ import { ensureRequestId } from './request-id';
  * paths are redacted anyway, in case some code logs a request object.
  */
 export function loggerOptions(level: LogLevel): Params {
-  const requestLines = level === 'debug' || level === 'trace';
+  const requestLines = logsRequestLines(level);
   return {
     // Above debug no request line is written, so pino-http (a child logger and an
     // AsyncLocalStorage scope per request: a tenth of the hot path's CPU) is not mounted at all;
@@ -31,4 +31,9 @@ export function loggerOptions(level: LogLevel): Params {
       },
     },
   };
+}
+
+/** Whether a line is logged per request (pino-http mounted). */
+export function logsRequestLines(level: LogLevel): boolean {
+  return level === 'debug' || level === 'trace';
 }

@@ -1,25 +1,23 @@
-import { Controller, HttpCode, Post, Req, Res, UseInterceptors } from '@nestjs/common';
+import { Controller, HttpCode, Post, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
-import type { AuthedRequest } from '../auth/authed-request';
-import { JsonBodyInterceptor } from '../common/json-body.interceptor';
-import { RefusedRequestsInterceptor } from '../metrics/refused-requests.interceptor';
-import { RateLimitInterceptor } from '../rate-limit/rate-limit.interceptor';
-import { CompletionsService } from './completions.service';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Public } from '../common/public.decorator';
+import { CompletionsRoute } from './completions.route';
 
 @ApiTags('chat')
 @ApiBearerAuth('api-key')
-// Order matters: refusals are counted around everything; the rate limit counts the request
-// before its body is read.
-@UseInterceptors(RefusedRequestsInterceptor, RateLimitInterceptor, JsonBodyInterceptor)
 @Controller('v1/chat/completions')
 export class CompletionsController {
-  constructor(private readonly completions: CompletionsService) {}
+  constructor(private readonly route: CompletionsRoute) {}
 
-  /** Writes its own response (JSON or SSE) straight to the socket. */
+  /**
+   * Usually never reached: CompletionsFastLane serves the endpoint ahead of Nest. `@Public()`
+   * because the route authenticates (and rate-limits) the request itself, as it does there.
+   */
   @Post()
+  @Public()
   @HttpCode(200)
-  create(@Req() req: AuthedRequest, @Res() res: Response): Promise<void> {
-    return this.completions.handle(req, res);
+  create(@Req() req: IncomingMessage, @Res() res: ServerResponse): Promise<void> {
+    return this.route.handle(req, res);
   }
 }

@@ -1,16 +1,16 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { Response } from 'express';
 import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { AccountPool, Lease, isNoOtherAccount } from '../account-pool/account-pool.service';
 import type { AuthedRequest } from '../auth/authed-request';
+import { JSON_CONTENT_TYPE } from '../common/envelope.filter';
 import { GatewayError } from '../common/gateway-error';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import type { ModelSection } from '../config/config.schema';
 import { DRAINING, DrainState } from '../health/drain-state';
 import { mayUseModel } from '../keys/authenticated-key';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
-import { COUNTED } from '../metrics/refused-requests.interceptor';
 import type { ChatCompletionChunk, ChatRequest } from '../providers/openai-types';
 import type { ProviderAdapter } from '../providers/provider';
 import { ProviderRegistry } from '../providers/provider-registry';
@@ -24,15 +24,17 @@ import { UsageMeter } from './usage-meter';
 /** HTTP status recorded for a client that went away (nginx's convention). */
 const CLIENT_CLOSED = 499;
 const CLIENT_GONE = Symbol('client gone');
+const JSON_HEADERS = { 'Content-Type': JSON_CONTENT_TYPE };
 
 /** One admitted request on its way through the service, and how it ended. */
-interface Exchange {
+export interface Exchange {
   req: AuthedRequest;
-  res: Response;
+  res: ServerResponse;
   request: ChatRequest;
   model: ModelSection;
   upstreamBody: ChatRequest;
   /** Aborted when the client goes away (CLIENT_GONE) or the drain deadline passes (DRAINING). */
+  cancel: AbortController;
   signal: AbortSignal;
   meter: UsageMeter;
   started: number;
@@ -68,7 +70,12 @@ export class CompletionsService {
     this.retries = config.pool.retries;
   }
 
-  async handle(req: AuthedRequest, res: Response): Promise<void> {
+  /**
+   * Everything that may refuse a request before it reaches the pool: the body's shape, the model,
+   * the key's access and credits, the drain. Throws the refusal; an admitted request is then
+   * `serve`d, and counted and recorded when it ends.
+   */
+  admit(req: AuthedRequest, res: ServerResponse): Exchange {
     const request = validateChatRequest(req.body as Record<string, unknown>);
     const model = this.models.get(request.model);
     if (!model) throw GatewayError.modelNotFound(request.model);
@@ -78,18 +85,14 @@ export class CompletionsService {
       throw new GatewayError(429, 'rate_limit_error', 'insufficient_quota', 'This API key has used up its credit limit.', null, 60);
     }
     if (this.drain.draining) throw GatewayError.draining();
-
     const cancel = new AbortController();
-    const untrack = this.drain.track(cancel);
-    res.once('close', () => {
-      if (!res.writableFinished) cancel.abort(CLIENT_GONE);
-    });
-    const x: Exchange = {
+    return {
       req,
       res,
       request,
       model,
       upstreamBody: { ...request, model: model.upstream_model ?? model.id },
+      cancel,
       signal: cancel.signal,
       meter: new UsageMeter(request.messages),
       started: performance.now(),
@@ -100,8 +103,16 @@ export class CompletionsService {
       ttftMs: null,
       waitedMs: 0,
     };
+  }
+
+  /** Serves an admitted request to its end; rejects with what the client must be told before its first byte. */
+  async serve(x: Exchange): Promise<void> {
+    const untrack = this.drain.track(x.cancel);
+    x.res.once('close', () => {
+      if (!x.res.writableFinished) x.cancel.abort(CLIENT_GONE);
+    });
     try {
-      if (request.stream === true) await this.stream(x);
+      if (x.request.stream === true) await this.stream(x);
       else await this.complete(x);
     } catch (err) {
       if (x.signal.aborted) {
@@ -129,8 +140,7 @@ export class CompletionsService {
     }
     x.ttftMs = performance.now() - x.started;
     Object.assign(x, { status: 'success', httpStatus: 200, errorCode: null });
-    x.res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    x.res.status(200).end(JSON.stringify(completion));
+    x.res.writeHead(200, JSON_HEADERS).end(JSON.stringify(completion));
   }
 
   private async stream(x: Exchange): Promise<void> {
@@ -261,7 +271,6 @@ export class CompletionsService {
       ttft_ms: x.ttftMs === null ? null : Math.round(x.ttftMs),
       error_code: x.errorCode,
     });
-    x.res.locals[COUNTED] = true;
     this.metrics.completed({
       model: x.model.id,
       status: x.status === 'error' && x.httpStatus === 429 ? 'rate_limited' : x.status,

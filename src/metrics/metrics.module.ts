@@ -12,7 +12,6 @@ import { METRIC } from './metric-names';
 import { MetricsController } from './metrics.controller';
 import { MetricsSnapshotService } from './metrics-snapshot';
 import { PoolGaugesModule } from './pool-gauges.module';
-import { RefusedRequestsInterceptor } from './refused-requests.interceptor';
 
 const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 const OVERHEAD_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
@@ -44,7 +43,6 @@ function collectNodeMetricsOnce(): void {
   providers: [
     GatewayMetrics,
     MetricsSnapshotService,
-    RefusedRequestsInterceptor,
     makeCounterProvider({ name: METRIC.requests, help: 'Authenticated chat completion requests by model and outcome.', labelNames: ['model', 'status'] }),
     makeHistogramProvider({ name: METRIC.duration, help: 'Chat completion duration, from arrival to the last byte.', buckets: LATENCY_BUCKETS }),
     makeHistogramProvider({ name: METRIC.ttft, help: 'Time from arrival to the first token sent to the client.', buckets: LATENCY_BUCKETS }),
@@ -54,6 +52,6 @@ function collectNodeMetricsOnce(): void {
     makeCounterProvider({ name: METRIC.upstreamRequests, help: 'Upstream calls by account and outcome.', labelNames: ['account', 'outcome'] }),
     makeCounterProvider({ name: METRIC.storeErrors, help: 'Rate-limit store (Redis) errors.' }),
   ],
-  exports: [GatewayMetrics, RefusedRequestsInterceptor, MetricsSnapshotService],
+  exports: [GatewayMetrics, MetricsSnapshotService],
 })
 export class MetricsModule {}

@@ -1,62 +1,30 @@
-import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor } from '@nestjs/common';
-import type { Response } from 'express';
+import { CallHandler, ExecutionContext, Injectable, NestInterceptor } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
 import { from, switchMap, type Observable } from 'rxjs';
 import type { AuthedRequest } from '../auth/authed-request';
-import { GatewayError } from '../common/gateway-error';
-import { APP_CONFIG, AppConfig } from '../config/app-config';
-import { RateLimitStoreHealth } from './rate-limit-store-health';
-import { RATE_LIMIT_STORE } from './rate-limit.tokens';
-import type { RateLimitDecision, RateLimitStore } from './rate-limit-store';
-
-const WINDOW_MS = 60_000;
+import { RateLimiter } from './rate-limiter';
 
 /**
- * Per-key sliding window on every authenticated /v1 request (DESIGN §3.2): one store round trip,
- * the X-RateLimit-* headers on every answer, 429 with an honest Retry-After when the window is
- * full. When the store is unreachable, `rate_limit.on_store_error` decides: `open` admits
- * without headers, `closed` answers 503 store_unavailable.
+ * The rate limit on the Nest-routed /v1 endpoints (`/v1/models`). Chat completions run the same
+ * RateLimiter from their own route (see CompletionsRoute).
  */
 @Injectable()
 export class RateLimitInterceptor implements NestInterceptor {
-  private readonly defaultLimit: number;
-  private readonly failOpen: boolean;
-
-  constructor(
-    @Inject(APP_CONFIG) config: AppConfig,
-    @Inject(RATE_LIMIT_STORE) private readonly store: RateLimitStore,
-    private readonly health: RateLimitStoreHealth,
-  ) {
-    this.defaultLimit = config.rate_limit.default_per_minute;
-    this.failOpen = config.rate_limit.on_store_error === 'open';
-  }
+  constructor(private readonly limiter: RateLimiter) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const http = context.switchToHttp();
     const req = http.getRequest<AuthedRequest>();
-    const res = http.getResponse<Response>();
-    return from(this.admit(req, res)).pipe(switchMap(() => next.handle()));
+    const res = http.getResponse<ServerResponse>();
+    return from(this.limiter.admit(req.apiKey)).pipe(
+      switchMap((headers) => {
+        if (headers) setHeaders(res, headers);
+        return next.handle();
+      }),
+    );
   }
+}
 
-  private async admit(req: AuthedRequest, res: Response): Promise<void> {
-    const limit = req.apiKey.rateLimitPerMinute ?? this.defaultLimit;
-    let decision: RateLimitDecision;
-    try {
-      decision = await this.store.hit(req.apiKey.id, limit, WINDOW_MS);
-      this.health.succeeded();
-    } catch {
-      this.health.failed();
-      if (this.failOpen) return;
-      throw GatewayError.storeUnavailable('The rate-limit store');
-    }
-    const headers = {
-      'X-RateLimit-Limit': String(decision.limit),
-      'X-RateLimit-Remaining': String(decision.remaining),
-      'X-RateLimit-Reset': String(Math.ceil(decision.resetAtMs / 1000)),
-    };
-    if (!decision.allowed) {
-      const retryAfter = Math.max(1, Math.ceil((decision.resetAtMs - decision.nowMs) / 1000));
-      throw new GatewayError(429, 'rate_limit_error', 'rate_limit_exceeded', `Rate limit of ${limit} requests per minute reached.`, null, retryAfter, headers);
-    }
-    res.setHeaders(new Map(Object.entries(headers)));
-  }
+export function setHeaders(res: ServerResponse, headers: Readonly<Record<string, string>>): void {
+  for (const name in headers) res.setHeader(name, headers[name]!);
 }

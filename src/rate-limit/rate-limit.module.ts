@@ -5,6 +5,7 @@ import { REDIS } from '../redis/redis.module';
 import { MemoryWindowStore } from './memory-window.store';
 import { RateLimitStoreHealth } from './rate-limit-store-health';
 import { RateLimitInterceptor } from './rate-limit.interceptor';
+import { RateLimiter } from './rate-limiter';
 import { RATE_LIMIT_STORE } from './rate-limit.tokens';
 import { RedisWindowStore } from './redis-window.store';
 
@@ -17,8 +18,9 @@ import { RedisWindowStore } from './redis-window.store';
         redis ? new RedisWindowStore(redis, `${config.redis_key_prefix}rl:`) : new MemoryWindowStore(),
     },
     RateLimitStoreHealth,
+    RateLimiter,
     RateLimitInterceptor,
   ],
-  exports: [RATE_LIMIT_STORE, RateLimitStoreHealth, RateLimitInterceptor],
+  exports: [RATE_LIMIT_STORE, RateLimitStoreHealth, RateLimiter, RateLimitInterceptor],
 })
 export class RateLimitModule {}

@@ -1,0 +1,84 @@
+/*
+ * `npm run bench:probe`: a quick look while working on the hot path, not the DESIGN §7 report.
+ * B0 (the fake upstream), B1 (the floor proxy) and G (everything on) in their own processes;
+ * interleaved throughput rounds at concurrency 50 and latency rounds at concurrency 1; prints
+ * requests/s, CPU per request and latency per round and the medians. About a minute.
+ *
+ * PROBE_ROUNDS (default 4) and PROBE_SECONDS (default 4) set the rounds; PROBE_PROFILE=1 also
+ * writes a CPU profile of one more G under the same load and prints its areas.
+ */
+import { join } from 'node:path';
+import { summarizeProfile } from './cpu-profile';
+import { cpuMs, load, log, median, quantile, Run, smokeTest, Target } from './harness';
+
+const ROUNDS = Number(process.env.PROBE_ROUNDS ?? 4);
+const SECONDS = Number(process.env.PROBE_SECONDS ?? 4);
+const ROOT = join(__dirname, '..', '..');
+
+async function main(): Promise<void> {
+  const run = new Run();
+  try {
+    await run.createDatabase();
+    const { child: upstream, ready } = await run.spawn('upstream', 'upstream-server.js', [JSON.stringify({ text: 'hello from the probe' })]);
+    const upstreamUrl = ready.url as string;
+    const { child: floor, ready: floorReady } = await run.spawn('floor-proxy', 'floor-proxy.js', [new URL(upstreamUrl).origin]);
+    const g = await run.startGateway('G', 'full', upstreamUrl);
+    const direct = { authorization: 'Bearer sk-probe' };
+    const targets: Target[] = [
+      { name: 'B0', url: `${upstreamUrl}/chat/completions`, headers: direct, process: upstream },
+      { name: 'B1', url: `${floorReady.url as string}/v1/chat/completions`, headers: direct, process: floor },
+      { name: 'G', url: `${g.url}/v1/chat/completions`, headers: { authorization: `Bearer ${g.key}` }, process: g.child },
+    ];
+    for (const target of targets) await smokeTest(target);
+    for (const target of targets) await load(target, 50, 2, false);
+
+    const rps: Record<string, number[]> = {};
+    const cpu: Record<string, number[]> = {};
+    const p50: Record<string, number[]> = {};
+    const p99: Record<string, number[]> = {};
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const target of targets) {
+        const before = cpuMs(target.process.pid);
+        const res = await load(target, 50, SECONDS, false);
+        const us = ((cpuMs(target.process.pid) - before) * 1000) / res.ok;
+        (rps[target.name] ??= []).push(res.rps);
+        (cpu[target.name] ??= []).push(us);
+        const lat = await load(target, 1, 2, true);
+        (p50[target.name] ??= []).push(quantile(lat.latencies, 0.5));
+        (p99[target.name] ??= []).push(quantile(lat.latencies, 0.99));
+        log(
+          `round ${r + 1} ${target.name}: ${Math.round(res.rps)} req/s, ${Math.round(us)} µs CPU/request${res.errors + res.non2xx ? ` (${res.errors} errors, ${res.non2xx} non-2xx)` : ''}; c=1 p50 ${quantile(lat.latencies, 0.5).toFixed(3)} ms p99 ${quantile(lat.latencies, 0.99).toFixed(3)} ms`,
+        );
+      }
+    }
+    for (const { name } of targets) {
+      log(`median ${name}: ${Math.round(median(rps[name]!))} req/s, ${Math.round(median(cpu[name]!))} µs CPU/request, c=1 p50 ${median(p50[name]!).toFixed(3)} ms p99 ${median(p99[name]!).toFixed(3)} ms`);
+    }
+    log(`G / B1 = ${(median(rps.G!) / median(rps.B1!)).toFixed(2)}; added c=1 p50 ${(median(p50.G!) - median(p50.B0!)).toFixed(3)} ms p99 ${(median(p99.G!) - median(p99.B0!)).toFixed(3)} ms`);
+
+    if (process.env.PROBE_PROFILE === '1') {
+      const dir = run.logDir;
+      const prof = await run.startGateway('G-prof', 'full', upstreamUrl, ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', 'g.cpuprofile']);
+      const target: Target = { name: 'G', url: `${prof.url}/v1/chat/completions`, headers: { authorization: `Bearer ${prof.key}` }, process: prof.child };
+      await load(target, 50, 2, false);
+      const from = (await prof.child.call('mark')) as number;
+      const res = await load(target, 50, SECONDS, false);
+      const to = (await prof.child.call('mark')) as number;
+      await run.stop(prof.child);
+      const summary = summarizeProfile(join(dir, 'g.cpuprofile'), ROOT, from, to, 30);
+      log(`profile (${Math.round(res.rps)} req/s): ${join(dir, 'g.cpuprofile')}`);
+      for (const area of summary.areas.slice(0, 20)) log(`  ${area.area.padEnd(50)} ${(area.share * 100).toFixed(1)} %`);
+      for (const fn of summary.top) log(`  ${fn.name.padEnd(30)} ${fn.where.padEnd(60)} ${(fn.share * 100).toFixed(1)} %`);
+    }
+  } finally {
+    await run.cleanup(false);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`probe failed: ${(err as Error).stack ?? String(err)}`);
+    process.exit(1);
+  },
+);

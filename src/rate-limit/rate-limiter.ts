@@ -1,0 +1,60 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { GatewayError } from '../common/gateway-error';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
+import type { AuthenticatedKey } from '../keys/authenticated-key';
+import { RateLimitStoreHealth } from './rate-limit-store-health';
+import { RATE_LIMIT_STORE } from './rate-limit.tokens';
+import type { RateLimitDecision, RateLimitStore } from './rate-limit-store';
+
+const WINDOW_MS = 60_000;
+
+/** The X-RateLimit-* headers of one admitted request. */
+export type RateLimitHeaders = Record<'X-RateLimit-Limit' | 'X-RateLimit-Remaining' | 'X-RateLimit-Reset', string>;
+
+/**
+ * Per-key sliding window on every authenticated /v1 request (DESIGN §3.2): one store round trip,
+ * the X-RateLimit-* headers on every answer, 429 with an honest Retry-After when the window is
+ * full. When the store is unreachable, `rate_limit.on_store_error` decides: `open` admits
+ * without headers, `closed` answers 503 store_unavailable.
+ */
+@Injectable()
+export class RateLimiter {
+  private readonly defaultLimit: number;
+  private readonly failOpen: boolean;
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(RATE_LIMIT_STORE) private readonly store: RateLimitStore,
+    private readonly health: RateLimitStoreHealth,
+  ) {
+    this.defaultLimit = config.rate_limit.default_per_minute;
+    this.failOpen = config.rate_limit.on_store_error === 'open';
+  }
+
+  /**
+   * Counts one request of `key`: its headers when admitted, null when admitted while the store
+   * is down (fail open). Throws the 429 (headers included) or the 503 otherwise.
+   */
+  async admit(key: AuthenticatedKey): Promise<RateLimitHeaders | null> {
+    const limit = key.rateLimitPerMinute ?? this.defaultLimit;
+    let decision: RateLimitDecision;
+    try {
+      decision = await this.store.hit(key.id, limit, WINDOW_MS);
+      this.health.succeeded();
+    } catch {
+      this.health.failed();
+      if (this.failOpen) return null;
+      throw GatewayError.storeUnavailable('The rate-limit store');
+    }
+    const headers: RateLimitHeaders = {
+      'X-RateLimit-Limit': String(decision.limit),
+      'X-RateLimit-Remaining': String(decision.remaining),
+      'X-RateLimit-Reset': String(Math.ceil(decision.resetAtMs / 1000)),
+    };
+    if (!decision.allowed) {
+      const retryAfter = Math.max(1, Math.ceil((decision.resetAtMs - decision.nowMs) / 1000));
+      throw new GatewayError(429, 'rate_limit_error', 'rate_limit_exceeded', `Rate limit of ${limit} requests per minute reached.`, null, retryAfter, headers);
+    }
+    return headers;
+  }
+}
