@@ -16,6 +16,8 @@ import 'reflect-metadata';
 import { Test } from '@nestjs/testing';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { writeHeapSnapshot } from 'node:v8';
 import { buildConfig } from '../src/config/config.loader';
 import { AppFactory, startGateway } from '../src/gateway';
@@ -122,6 +124,8 @@ async function main(): Promise<void> {
   if (res.status !== 201) throw new Error(`creating the bench key failed: HTTP ${res.status}`);
   const { key } = (await res.json()) as { key: string };
 
+  const inspector = new Session();
+  inspector.connect();
   serveIpc({
     /** This process's monotonic clock in µs: the time base of a --cpu-prof profile. */
     mark: () => Number(process.hrtime.bigint() / 1000n),
@@ -133,6 +137,13 @@ async function main(): Promise<void> {
     },
     memory: () => process.memoryUsage(),
     heapSnapshot: (path) => writeHeapSnapshot(path as string),
+    /** Sampling allocation profile, collected objects included: where the garbage comes from. */
+    allocationStart: () => inspector.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: process.env.ALLOC_MINOR !== '0' }),
+    allocationStop: async (path) => {
+      const { profile } = (await inspector.post('HeapProfiler.stopSampling')) as { profile: unknown };
+      writeFileSync(path as string, JSON.stringify(profile));
+      return true;
+    },
     stop: async () => {
       await gateway.close();
       return true;
