@@ -13,8 +13,6 @@
  * token and one key (rate limit 1,000,000/min) and hands the key to the parent over IPC only.
  */
 import 'reflect-metadata';
-import { Test } from '@nestjs/testing';
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -26,6 +24,7 @@ import { KeyAuthenticator } from '../src/keys/key-authenticator';
 import type { RateLimitDecision, RateLimitStore } from '../src/rate-limit/rate-limit-store';
 import { RATE_LIMIT_STORE } from '../src/rate-limit/rate-limit.tokens';
 import { UsageWriter } from '../src/usage/usage-writer';
+import { withProviders } from '../test/support/test-gateway';
 import { serveIpc } from './ipc';
 
 export type GatewayVariant = 'full' | 'full-via-factory' | 'usage-off' | 'auth-rl-usage-off';
@@ -80,15 +79,10 @@ const noRateLimit: RateLimitStore = {
 
 function appFactory(variant: GatewayVariant): AppFactory | undefined {
   if (variant === 'full') return undefined;
-  return async (root) => {
-    let builder = Test.createTestingModule({ imports: [root] });
-    if (variant !== 'full-via-factory') builder = builder.overrideProvider(UsageWriter).useValue(noUsage);
-    if (variant === 'auth-rl-usage-off') {
-      builder = builder.overrideProvider(KeyAuthenticator).useValue(noAuth()).overrideProvider(RATE_LIMIT_STORE).useValue(noRateLimit);
-    }
-    const moduleRef = await builder.compile();
-    return moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, bufferLogs: true });
-  };
+  const overrides: Array<[unknown, unknown]> = [];
+  if (variant !== 'full-via-factory') overrides.push([UsageWriter, noUsage]);
+  if (variant === 'auth-rl-usage-off') overrides.push([KeyAuthenticator, noAuth()], [RATE_LIMIT_STORE, noRateLimit]);
+  return withProviders(overrides);
 }
 
 async function main(): Promise<void> {

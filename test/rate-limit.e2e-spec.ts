@@ -4,8 +4,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import OpenAI, { RateLimitError } from 'openai';
+import { MemoryWindowStore } from '../src/rate-limit/memory-window.store';
+import type { RateLimitStore } from '../src/rate-limit/rate-limit-store';
+import { RATE_LIMIT_STORE } from '../src/rate-limit/rate-limit.tokens';
 import { TcpProxy } from './support/tcp-proxy';
-import { ErrorEnvelope, TEST_REDIS_URL, TestGateway, startTestGateway } from './support/test-gateway';
+import { ErrorEnvelope, TEST_REDIS_URL, TestGateway, startTestGateway, withProviders } from './support/test-gateway';
 import { deleteKeysWithPrefix } from './support/redis-keys';
 
 /** Rate-limit headers of one answer, as numbers; absent headers are null. */
@@ -219,6 +222,13 @@ function rateLimitBehaviour(harness: StoreHarness): void {
       if (harness.entries) assert.equal(await harness.entries(gw, id), 10);
     });
 
+    it('answers 429 rather than a bad body once the window is full', async () => {
+      const { key } = await gw.createKey({ name: 'bad body', rate_limit_per_minute: 1 });
+      assert.equal((await complete(gw, key, { model: 'kiro', messages: HELLO })).status, 200);
+      assertRefused(await complete(gw, key, '{"model":'), 1);
+      assertRefused(await complete(gw, key, { model: 'nope', messages: HELLO }), 1);
+    });
+
     it('does not count refused requests', async () => {
       const { id, key } = await gw.createKey({ name: 'refusals', rate_limit_per_minute: 3 });
       for (let i = 0; i < 3; i++) assert.equal((await send(gw, key)).status, 200);
@@ -316,6 +326,31 @@ describe('rate limit (e2e)', () => {
   });
 
   rateLimitBehaviour({ name: 'in-process', env: () => ({}) });
+
+  it('gives back every slot taken ahead for completions the rate limit then refuses', async () => {
+    // Each decision takes 50 ms, so all 29 requests take their slots (40 of them: room for all)
+    // while the rate limit decides: the first answer left 19 of 20, which RateLimiter.likelyAdmits
+    // trusts. Ten are then refused, and their slots must come back.
+    const store = new MemoryWindowStore();
+    const slowStore: RateLimitStore = { hit: async (...args) => (await sleep(50), store.hit(...args)) };
+    const gw = await startTestGateway({
+      config: { accounts: [{ id: 'mock-1', provider: 'mock', max_concurrency: 40 }] },
+      appFactory: withProviders([[RATE_LIMIT_STORE, slowStore]]),
+    });
+    try {
+      const { key } = await gw.createKey({ name: 'slots ahead', rate_limit_per_minute: 20 });
+      assert.equal((await complete(gw, key, { model: 'kiro', messages: HELLO })).status, 200);
+      const answers = await Promise.all(Array.from({ length: 29 }, () => complete(gw, key, { model: 'kiro', messages: HELLO })));
+      assert.equal(answers.filter((a) => a.status === 200).length, 19);
+      for (const answer of answers.filter((a) => a.status !== 200)) assertRefused(answer, 20);
+      const view = (await (await gw.admin('/admin/accounts')).json()) as { data: Array<{ busy_slots: number; requests: number }>; pool: { queued: number } };
+      assert.equal(view.data[0]!.requests, 30, 'every request took a slot ahead');
+      assert.equal(view.data[0]!.busy_slots, 0);
+      assert.equal(view.pool.queued, 0);
+    } finally {
+      await gw.close();
+    }
+  });
 
   describe('two replicas sharing one Redis', () => {
     const prefix = `test:rle2e:${randomBytes(6).toString('hex')}:`;

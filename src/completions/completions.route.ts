@@ -14,7 +14,7 @@ import { CompletionsService, type Exchange } from './completions.service';
 
 /**
  * The whole of `POST /v1/chat/completions` as one plain async sequence (DESIGN §4's hot path):
- * request id → API key → rate limit → body → admission → service, and every failure answered in
+ * request id → API key → body → admission → rate limit → service, and every failure answered in
  * the error envelope. The same steps Nest's guard, interceptors and filter run for other routes,
  * without their per-request machinery (RxJS chains, route resolution): CompletionsFastLane hands
  * this route its requests straight from node:http.
@@ -47,34 +47,39 @@ export class CompletionsRoute {
   }
 
   /**
-   * Rate limit, body and admission. A refusal is counted in `drawbridge_requests_total` here;
-   * admitted requests are counted where they end. Unauthenticated ones are not counted at all.
+   * Body, admission and rate limit. Every authenticated request counts against its key's rate
+   * limit, and a full window is answered 429 before any other refusal. The rate limit's round
+   * trip overlaps the slot's when the key is well within its limit (RateLimiter.likelyAdmits).
+   * A refusal is counted in `drawbridge_requests_total` here; admitted requests where they end.
    */
   private async admit(req: AuthedRequest, res: ServerResponse): Promise<Exchange> {
+    let exchange: Exchange;
     try {
-      const headers = await this.limiter.admit(req.apiKey);
-      if (headers) setHeaders(res, headers);
       await readJsonBody(req, this.bodyLimit);
-      return this.completions.admit(req, res);
+      exchange = this.completions.admit(req, res);
     } catch (err) {
-      const status = toGatewayError(err).status === 429 ? 'rate_limited' : 'error';
-      this.metrics.refused(await this.requestedModel(req), status);
+      const refusal = await this.rateLimit(req, res).then(() => err, (limited: unknown) => limited);
+      // The model the body named, when it could be read and parsed.
+      this.countRefusal((req.body as { model?: unknown } | undefined)?.model, refusal);
+      throw refusal;
+    }
+    if (this.limiter.likelyAdmits(req.apiKey)) this.completions.reserve(exchange);
+    try {
+      await this.rateLimit(req, res);
+    } catch (err) {
+      this.completions.unreserve(exchange);
+      this.countRefusal(exchange.request.model, err);
       throw err;
     }
+    return exchange;
   }
 
-  /**
-   * The model the request named. A request the rate limit refused was never read, so its body is
-   * read here (within the body limit; an unreadable one counts as `unknown`).
-   */
-  private async requestedModel(req: AuthedRequest): Promise<unknown> {
-    if (req.body === undefined && !req.readableEnded) {
-      try {
-        await readJsonBody(req, this.bodyLimit);
-      } catch {
-        return undefined;
-      }
-    }
-    return (req.body as { model?: unknown } | undefined)?.model;
+  private async rateLimit(req: AuthedRequest, res: ServerResponse): Promise<void> {
+    const headers = await this.limiter.admit(req.apiKey);
+    if (headers) setHeaders(res, headers);
+  }
+
+  private countRefusal(model: unknown, err: unknown): void {
+    this.metrics.refused(model, toGatewayError(err).status === 429 ? 'rate_limited' : 'error');
   }
 }

@@ -24,6 +24,7 @@ import { UsageMeter } from './usage-meter';
 /** HTTP status recorded for a client that went away (nginx's convention). */
 const CLIENT_CLOSED = 499;
 const CLIENT_GONE = Symbol('client gone');
+const NOT_SERVED = Symbol('not served');
 const JSON_HEADERS = { 'Content-Type': JSON_CONTENT_TYPE };
 
 /** One admitted request on its way through the service, and how it ended. */
@@ -43,6 +44,8 @@ export interface Exchange {
   errorCode: string | null;
   accountId: string | null;
   ttftMs: number | null;
+  /** A slot taken ahead of serving (see `reserve`): the first attempt's. */
+  reserved?: Promise<Lease>;
   /** Time spent waiting on others (slot queue, upstream, a slow client): not gateway overhead. */
   waitedMs: number;
 }
@@ -105,6 +108,21 @@ export class CompletionsService {
     };
   }
 
+  /**
+   * Starts taking the request's slot now, while the caller still waits on something that may yet
+   * refuse it (the rate limit's round trip): the two overlap. `unreserve` gives it back.
+   */
+  reserve(x: Exchange): void {
+    x.reserved = this.pool.acquire(x.model.id, { signal: x.signal });
+    x.reserved.catch(ignore); // serve() reports a failure; after unreserve() nobody asks
+  }
+
+  /** The request will not be served after all: leave the queue, or give the slot back. */
+  unreserve(x: Exchange): void {
+    x.cancel.abort(NOT_SERVED);
+    x.reserved?.then((lease) => lease.release(), ignore);
+  }
+
   /** Serves an admitted request to its end; rejects with what the client must be told before its first byte. */
   async serve(x: Exchange): Promise<void> {
     const untrack = this.drain.track(x.cancel);
@@ -131,29 +149,35 @@ export class CompletionsService {
   }
 
   private async complete(x: Exchange): Promise<void> {
-    const completion = await this.withRetries(x, (adapter) => adapter.complete({ body: x.upstreamBody, signal: x.signal }));
-    completion.model = x.request.model;
-    x.meter.observeUsage(completion.usage);
-    for (const choice of completion.choices ?? []) {
-      x.meter.observeText(choice.message?.content);
-      for (const call of choice.message?.tool_calls ?? []) x.meter.observeText(call.function.arguments);
+    let lease: Lease | undefined;
+    const completion = await this.withRetries(x, (adapter, held) => {
+      lease = held;
+      return adapter.complete({ body: x.upstreamBody, signal: x.signal });
+    });
+    // The answer goes out first; the slot's bookkeeping (a Redis script) after.
+    try {
+      completion.model = x.request.model;
+      x.meter.observeUsage(completion.usage);
+      for (const choice of completion.choices ?? []) {
+        x.meter.observeText(choice.message?.content);
+        for (const call of choice.message?.tool_calls ?? []) x.meter.observeText(call.function.arguments);
+      }
+      x.ttftMs = performance.now() - x.started;
+      Object.assign(x, { status: 'success', httpStatus: 200, errorCode: null });
+      x.res.writeHead(200, JSON_HEADERS).end(JSON.stringify(completion));
+    } finally {
+      lease?.release();
     }
-    x.ttftMs = performance.now() - x.started;
-    Object.assign(x, { status: 'success', httpStatus: 200, errorCode: null });
-    x.res.writeHead(200, JSON_HEADERS).end(JSON.stringify(completion));
+    this.reportSuccess(x.accountId!);
   }
 
   private async stream(x: Exchange): Promise<void> {
     const includeUsage = x.request.stream_options?.include_usage === true;
     let lease: Lease | undefined;
-    const upstream = await this.withRetries(
-      x,
-      (adapter, held) => {
-        lease = held;
-        return adapter.stream({ body: x.upstreamBody, signal: x.signal });
-      },
-      true,
-    );
+    const upstream = await this.withRetries(x, (adapter, held) => {
+      lease = held;
+      return adapter.stream({ body: x.upstreamBody, signal: x.signal });
+    });
     // From here on the client has its first byte: no retry, failures are reported in-band.
     const sse = new SseWriter(x.res);
     sse.open();
@@ -200,17 +224,18 @@ export class CompletionsService {
   }
 
   /**
-   * Runs `call` on an account's slot, moving to another account on a retryable failure. For a
-   * stream (`keepLease`) the slot stays held after success: the caller releases it at the end.
+   * Runs `call` on an account's slot, moving to another account on a retryable failure. After a
+   * success the slot stays held: the caller releases it once the answer is sent, and reports the
+   * success.
    */
-  private async withRetries<T>(x: Exchange, call: (adapter: ProviderAdapter, lease: Lease) => Promise<T>, keepLease = false): Promise<T> {
+  private async withRetries<T>(x: Exchange, call: (adapter: ProviderAdapter, lease: Lease) => Promise<T>): Promise<T> {
     const tried = new Set<string>();
     let lastError: UpstreamError | undefined;
     for (let attempt = 0; attempt <= this.retries; attempt++) {
       let lease: Lease;
       const waitStart = performance.now();
       try {
-        lease = await this.pool.acquire(x.model.id, { signal: x.signal, exclude: tried });
+        lease = await (attempt === 0 && x.reserved ? x.reserved : this.pool.acquire(x.model.id, { signal: x.signal, exclude: tried }));
       } catch (err) {
         // No other account left to try: the last upstream failure is the answer.
         if (lastError && isNoOtherAccount(err)) throw lastError;
@@ -221,8 +246,7 @@ export class CompletionsService {
       let handedOver = false;
       try {
         const result = await call(this.providers.adapterFor(lease.account.id), lease);
-        if (!keepLease) this.reportSuccess(lease.account.id);
-        handedOver = keepLease;
+        handedOver = true;
         return result;
       } catch (err) {
         if (!(err instanceof UpstreamError) || x.signal.aborted) throw err;
@@ -322,3 +346,5 @@ export function toClientError(err: unknown): GatewayError {
   }
   return new GatewayError(500, 'server_error', 'internal_error', 'Internal server error.');
 }
+
+function ignore(): void {}

@@ -21,6 +21,8 @@ export type RateLimitHeaders = Record<'X-RateLimit-Limit' | 'X-RateLimit-Remaini
 export class RateLimiter {
   private readonly defaultLimit: number;
   private readonly failOpen: boolean;
+  /** Per key, what the last decision left: 0 after a refusal. */
+  private readonly lastRemaining = new Map<string, number>();
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -29,6 +31,16 @@ export class RateLimiter {
   ) {
     this.defaultLimit = config.rate_limit.default_per_minute;
     this.failOpen = config.rate_limit.on_store_error === 'open';
+  }
+
+  /**
+   * Whether the key's next request will very likely be admitted: its last decision left more
+   * than a tenth of its limit. Callers may start work that a refusal would waste (a slot), since
+   * a refusal then is rare; a key at or near its limit gets no such head start.
+   */
+  likelyAdmits(key: AuthenticatedKey): boolean {
+    const remaining = this.lastRemaining.get(key.id);
+    return remaining !== undefined && remaining > (key.rateLimitPerMinute ?? this.defaultLimit) / 10;
   }
 
   /**
@@ -46,6 +58,7 @@ export class RateLimiter {
       if (this.failOpen) return null;
       throw GatewayError.storeUnavailable('The rate-limit store');
     }
+    this.lastRemaining.set(key.id, decision.allowed ? decision.remaining : 0);
     const headers: RateLimitHeaders = {
       'X-RateLimit-Limit': String(decision.limit),
       'X-RateLimit-Remaining': String(decision.remaining),

@@ -38,18 +38,21 @@ const GROUP_EXPRESSIONS: Record<UsageGroupBy, string> = {
 };
 
 /*
- * The whole batch is one statement: rows arrive as 16 arrays (one shape whatever the batch size),
- * duplicates of an already stored request_id are skipped, and only the credits of rows actually
- * inserted are added to their keys. A retried batch therefore never doubles a row or a credit.
+ * The whole batch is one statement: rows arrive as one JSON array (one parameter whatever the
+ * batch size; serialising it is one native JSON.stringify, where 16 text arrays cost an escape per
+ * value), duplicates of an already stored request_id are skipped, and only the credits of rows
+ * actually inserted are added to their keys. A retried batch therefore never doubles a row or a
+ * credit.
  */
 const INSERT_BATCH = `
   WITH ins AS (
     INSERT INTO usage_records (request_id, api_key_id, model, account_id, status, http_status, prompt_tokens,
       completion_tokens, total_tokens, credits, usage_estimated, stream, latency_ms, ttft_ms, error_code, created_at)
-    SELECT r, k, m, a, s, h, pt, ct, tt, c, e, st, l, f, ec, COALESCE(t, now())
-      FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::int[],
-                  $9::int[], $10::numeric[], $11::bool[], $12::bool[], $13::int[], $14::int[], $15::text[],
-                  $16::timestamptz[]) AS v(r, k, m, a, s, h, pt, ct, tt, c, e, st, l, f, ec, t)
+    SELECT request_id, api_key_id, model, account_id, status, http_status, prompt_tokens, completion_tokens,
+           total_tokens, credits, usage_estimated, stream, latency_ms, ttft_ms, error_code, COALESCE(created_at, now())
+      FROM json_to_recordset($1::json) AS v(request_id text, api_key_id uuid, model text, account_id text, status text,
+           http_status int, prompt_tokens int, completion_tokens int, total_tokens int, credits numeric,
+           usage_estimated bool, stream bool, latency_ms int, ttft_ms int, error_code text, created_at timestamptz)
     ON CONFLICT (request_id) DO NOTHING
     RETURNING api_key_id, credits
   ), spent AS (
@@ -67,26 +70,7 @@ export class UsageRepository {
   /** Stores the batch and adds its credits to api_keys.credits_used, atomically; returns the rows inserted. */
   async recordBatch(records: readonly NewUsageRecord[]): Promise<number> {
     if (records.length === 0) return 0;
-    const columns: unknown[][] = Array.from({ length: 16 }, () => new Array<unknown>(records.length));
-    records.forEach((r, i) => {
-      columns[0][i] = r.request_id;
-      columns[1][i] = r.api_key_id;
-      columns[2][i] = r.model;
-      columns[3][i] = r.account_id;
-      columns[4][i] = r.status;
-      columns[5][i] = r.http_status;
-      columns[6][i] = r.prompt_tokens;
-      columns[7][i] = r.completion_tokens;
-      columns[8][i] = r.total_tokens;
-      columns[9][i] = r.credits;
-      columns[10][i] = r.usage_estimated;
-      columns[11][i] = r.stream;
-      columns[12][i] = r.latency_ms;
-      columns[13][i] = r.ttft_ms;
-      columns[14][i] = r.error_code;
-      columns[15][i] = r.created_at?.toISOString() ?? null;
-    });
-    const rows = (await this.dataSource.query(INSERT_BATCH, columns)) as { inserted: number }[];
+    const rows = (await this.dataSource.query(INSERT_BATCH, [JSON.stringify(records)])) as { inserted: number }[];
     return Number(rows[0]?.inserted ?? 0);
   }
 

@@ -1,7 +1,9 @@
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { Test } from '@nestjs/testing';
 import { randomBytes } from 'node:crypto';
 import { buildConfig } from '../../src/config/config.loader';
 import type { AppConfig } from '../../src/config/app-config';
-import { Gateway, startGateway } from '../../src/gateway';
+import { AppFactory, Gateway, startGateway } from '../../src/gateway';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -11,6 +13,18 @@ export interface TestGatewayOptions {
   config?: Record<string, unknown>;
   /** Extra environment (REDIS_URL, LOG_LEVEL…); DATABASE_URL and the admin token are set. */
   env?: Record<string, string | undefined>;
+  /** Builds the app, to swap a provider for a test double (see `withProviders`). */
+  appFactory?: AppFactory;
+}
+
+/** An app factory with the given providers replaced, everything else as in production. */
+export function withProviders(overrides: ReadonlyArray<[token: unknown, value: unknown]>): AppFactory {
+  return async (root) => {
+    let builder = Test.createTestingModule({ imports: [root] });
+    for (const [token, value] of overrides) builder = builder.overrideProvider(token).useValue(value);
+    const moduleRef = await builder.compile();
+    return moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, bufferLogs: true });
+  };
 }
 
 export interface TestGateway extends Gateway {
@@ -38,7 +52,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     LOG_LEVEL: 'warn',
     ...options.env,
   });
-  const gateway = await startGateway(config);
+  const gateway = await startGateway(config, options.appFactory);
   const admin = (path: string, init: { method?: string; body?: unknown } = {}): Promise<Response> =>
     fetch(`${gateway.url}${path}`, {
       method: init.method ?? 'GET',
