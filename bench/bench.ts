@@ -22,6 +22,7 @@ import {
   metricValue,
   openFileLimit,
   quantile,
+  redisRoundTrips,
   REPLY_TEXT,
   rotated,
   Run,
@@ -162,6 +163,10 @@ async function main(): Promise<void> {
     const gMetrics = await scrape(metricsUrl);
     const overheadSum = metricValue(gMetrics, 'drawbridge_gateway_overhead_seconds_sum');
     const overheadCount = metricValue(gMetrics, 'drawbridge_gateway_overhead_seconds_count');
+
+    // ---- Redis round trips (evidence for the waiting part of G's latency) ----
+    const redisRtt = await redisRoundTrips();
+    log(`Redis round trip (one script call): back to back p50 ${Math.round(redisRtt.busyP50Us)} µs, after 20 ms idle p50 ${Math.round(redisRtt.idleP50Us)} µs`);
 
     // ---- streams ----
     const streams: Record<string, Array<{ ttftP50: number; ttftP99: number; gapP50: number; gapP99: number; failed: number; errors: string[] }>> = { B0: [], B1: [], G: [] };
@@ -347,6 +352,7 @@ async function main(): Promise<void> {
         p99Ms: median(eventLoopP99),
         samplingIntervalMs: 10,
       },
+      redisRtt,
       streams: {
         targets: st,
         added: {

@@ -274,3 +274,30 @@ export async function smokeTest(target: Target): Promise<void> {
 export function streamTarget(target: Target): SseTarget {
   return { url: target.url, headers: target.headers, body: STREAM_BODY };
 }
+
+/**
+ * Round trips to Redis from a Node client, one script call at a time: back to back, and after
+ * 20 ms of idleness (the way a stream, or a request on a quiet gateway, finds Redis). p50 and
+ * p90 in µs. Evidence for the part of G's latency that is waiting on Redis rather than working.
+ */
+export async function redisRoundTrips(): Promise<{ busyP50Us: number; busyP90Us: number; idleP50Us: number; idleP90Us: number }> {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  const time = async (gapMs: number, n: number): Promise<number[]> => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      if (gapMs > 0) await sleep(gapMs);
+      const start = performance.now();
+      await redis.eval("return redis.call('TIME')", 0);
+      out.push((performance.now() - start) * 1000);
+    }
+    return out;
+  };
+  try {
+    await time(0, 100); // connect and warm up
+    const busy = await time(0, 1000);
+    const idle = await time(20, 100);
+    return { busyP50Us: quantile(busy, 0.5), busyP90Us: quantile(busy, 0.9), idleP50Us: quantile(idle, 0.5), idleP90Us: quantile(idle, 0.9) };
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -98,6 +98,8 @@ export interface BenchResults {
     gatewayOverheadMeanMs: number | null;
   };
   eventLoop: { source: string; rounds: number[]; p99Ms: number; samplingIntervalMs: number };
+  /** One Redis script call from a Node client, µs: back to back, and after 20 ms idle. */
+  redisRtt: { busyP50Us: number; busyP90Us: number; idleP50Us: number; idleP90Us: number };
   streams: {
     targets: Record<'B0' | 'B1' | 'G', StreamSummary>;
     added: Record<'G' | 'B1', { ttftP99: number; gapP99: number }>;
@@ -156,17 +158,17 @@ const verdict = (pass: boolean | null): string => (pass === null ? 'reported' : 
 
 /** What would reduce an area's share, for the areas a profile can show on G's hot path. */
 const REMEDIES: Array<[RegExp, string]> = [
-  [/^NestJS/, "Nest's per-request pipeline (route resolution, guard and interceptor chains, RxJS plumbing, param factories). Serving `POST /v1/chat/completions` from one plain async handler (auth → rate limit → validate → relay) registered on the HTTP adapter, or moving to the Fastify adapter, removes most of it."],
-  [/^Express/, 'Express routing and its response helpers (`res.status`, `res.setHeader` per header, `res.end` wrappers). A raw `writeHead` with one prebuilt header object, or the Fastify adapter, is cheaper.'],
-  [/^RxJS/, 'RxJS observables created per request by the interceptors (`from(...).pipe(switchMap(...))`): plain async functions called in sequence do the same work without the subscription machinery.'],
+  [/^NestJS/, "Nest's per-request pipeline. Completions no longer pass through it (CompletionsFastLane serves them from node:http); what is left here is start-up code and the scrapes of /metrics."],
+  [/^Express/, 'Express routing. Completions no longer pass through it (CompletionsFastLane); what is left is the /metrics scrapes and the admin calls of the run.'],
+  [/^RxJS/, 'RxJS from Nest interceptors: not on the completions path any more; what is left belongs to the few Nest-routed calls of the run.'],
   [/^Node http core/, 'node:http parsing and writing: B1 pays this too; it only shrinks with fewer writes per response (one `writeHead` + one `end`).'],
   [/^socket writes/, 'The write syscalls themselves, made synchronously on the main thread. B1 pays them too; G pays more when a response goes out in several writes (headers, then body) instead of one.'],
   [/^Node net/, 'Socket I/O: inherent (B1 pays it too); fewer separate writes per response help.'],
   [/^Node streams/, 'Node stream machinery (request body reading, response piping): a single `end(buffer)` per response and reading the body with one listener avoid most of it.'],
   [/^undici/, 'The upstream client: inherent to proxying (B1 uses the same Pool).'],
-  [/^ioredis/, 'The EVALSHA calls of each request (rate-limit window; slot acquire and release when leases live in Redis): ioredis command building and reply parsing, plus one write syscall each (see the write table below). One script doing rate limit + slot acquire together saves a round trip; with `enableAutoPipelining` concurrent commands share one write.'],
-  [/^Postgres client/, 'Usage INSERTs through TypeORM: larger batches, or raw `pg` with a multi-row VALUES / COPY, cut the per-row cost.'],
-  [/^prom-client/, 'Metrics: label lookups per observation. Caching the labelled children (`histogram.labels(model)`) once per model avoids hashing label sets on every request.'],
+  [/^ioredis/, "The three script calls of each request (rate-limit window, slot acquire, slot release): ioredis command building and reply parsing. Commands issued in the same turn of the event loop already share one write (the socket is corked until setImmediate). One script doing rate limit + slot acquire together would save a command per request, at the price of coupling the rate-limit and account-pool modules."],
+  [/^Postgres client/, 'Usage INSERTs: one statement per batch of up to 200 rows, passed as one JSON parameter. Larger batches would cut the per-statement share.'],
+  [/^prom-client/, "Metrics: four counters and three histograms per request; prom-client hashes the label set on every increment (its `labels()` children do the same), so only fewer observations would shrink it."],
   [/^pino/, 'Logging, although no request line is written at `info`: pino-http still builds a child logger per request (`child`, `asChindings`, the `req` serializer and redaction run for every request). Not attaching a per-request logger on the completions route (or building its bindings lazily) removes it.'],
   [/^async_hooks/, "Promise hooks: nestjs-pino keeps each request's logger in AsyncLocalStorage, which on Node 20 runs a hook on every promise the process creates. Without that store (the logger passed where it is needed) the cost goes away."],
   [/^GC$/, 'Garbage collection: allocation per request (headers objects, parsed and re-serialised JSON, closures, promises). Fewer intermediate objects on the hot path lower it.'],
@@ -218,6 +220,7 @@ export function renderMarkdown(r: BenchResults): string {
   push(`| memory per 1,000 concurrent streams | | | idle ${mb(r.memory.idleMb)}; ${r.memory.first.open.toLocaleString('en-US')} streams ${mb(r.memory.first.rssMb)}; ${r.memory.second.open.toLocaleString('en-US')} streams ${mb(r.memory.second.rssMb)} | ${mb(r.memory.first.perThousandMb)} / ${mb(r.memory.second.perThousandMb)} per 1,000 | ≤ 35 MB | ${verdict(check('memory_per_1000_streams').pass)} |`);
   push(`| memory after the streams ended | | | at once ${mb(r.memory.afterMb)} (${mb(r.memory.afterGcMb)} after a full GC); ${r.memory.later.waitedSeconds.toFixed(0)} s later ${mb(r.memory.later.rssMb)} | ${mb(r.memory.later.rssMb - r.memory.idleMb)} above idle | back near idle | ${verdict(check('memory_after_streams').pass)} |`);
   push(`| event-loop delay p99 during the throughput run | | | ${ms(r.eventLoop.p99Ms, 1)} | includes the ${r.eventLoop.samplingIntervalMs} ms sampling interval | reported | reported |`);
+  push(`| Redis round trip, one script call from Node (context for the latency rows) | | | back to back p50 ${us(r.redisRtt.busyP50Us)}; after 20 ms idle p50 ${us(r.redisRtt.idleP50Us)} | p90 ${us(r.redisRtt.busyP90Us)} / ${us(r.redisRtt.idleP90Us)} | reported | reported |`);
   push(
     '',
     `Costs are 1 − (G / the variant with parts switched off), as DESIGN §7 defines them, and "like for like": 1 − (G-factory / the variant), where G-factory is G with nothing switched off but its app built through the same testing-module factory (\`Test.createTestingModule\`) as the variants. G-factory differed from G by ${pct(r.throughput.factorySpread)} in throughput and ${pct(r.throughput.factoryCpuSpread)} in CPU per request: that is the build path plus how far two processes of the same code drift apart on this machine (JIT and scheduling), so cost figures smaller than it, or negative, are within this run's noise; a negative cost never means that removing work made G slower. ` +
@@ -362,15 +365,18 @@ function explainMiss(miss: TargetCheck, r: BenchResults): string[] {
   const head = `### ${miss.figure}: ${miss.value} (target ${miss.target})`;
   switch (miss.id) {
     case 'latency_p50':
-    case 'latency_p99':
+    case 'latency_p99': {
+      const rtt = r.redisRtt;
       return [
         head,
         '',
-        `At concurrency 1 every microsecond of work G does per request is on the critical path. ${cpuLine} ` +
-          `G also waits on Redis before the upstream call (the rate-limit script and, with REDIS_URL, the slot lease); B1 waits on nothing. ` +
-          `The CPU profile (below) puts G's busy time mostly in: ${topAreas}. ` +
-          'Closing the gap means doing less per request: the largest areas below, with what would shrink each.',
+        `At concurrency 1 every step is on the critical path. ${cpuLine} ` +
+          `Beyond CPU, G waits on Redis once before the upstream call (the rate-limit script and the slot lease go out together and overlap) and B1 waits on nothing: ` +
+          `a script call from Node took ${us(rtt.busyP50Us)} at p50 back to back and ${us(rtt.idleP50Us)} after 20 ms of idleness on this machine (p90 ${us(rtt.busyP90Us)} / ${us(rtt.idleP90Us)}), which alone is most of the p50 budget. ` +
+          "The p99 is the tail of process wake-ups: each request crosses four processes (client, G, Redis, upstream) where B1's cross three, Postgres writes the usage batches on the same two cores, and G's young-generation GC (about 1.4 ms, every ~120 ms at this rate) lands on about one request in a hundred. " +
+          'What would close it: Redis on its own core or a Unix socket, a local pre-admission for keys far below their limit (giving up an exact fleet-wide window), and fewer allocations per request.',
       ];
+    }
     case 'throughput_vs_floor':
     case 'throughput_absolute':
       return [
@@ -386,17 +392,16 @@ function explainMiss(miss: TargetCheck, r: BenchResults): string[] {
         head,
         '',
         `Turning key auth, the rate-limit store and usage recording into no-ops raises throughput from ${rate(g.rps)} to ${rate(off.rps)} and lowers G's CPU per request from ${us(g.cpuUsPerRequest)} to ${us(off.cpuUsPerRequest)}. ` +
-          `Usage alone accounts for ${pct(r.throughput.usageCost)} (G-usage-off ${rate(usageOff.rps)}); the rest is the SHA-256 + key-cache lookup and, mostly, the rate-limit EVALSHA round trip per request (ioredis command encoding, reply parsing, one extra socket write and read, plus Redis's own CPU on the shared cores).`,
+          `Usage alone accounts for ${pct(r.throughput.usageCost)} (G-usage-off ${rate(usageOff.rps)}), mostly Postgres's own CPU on the shared cores; the rest is the SHA-256 + key-cache lookup and, mostly, the rate-limit script per request (ioredis command encoding, reply parsing, plus Redis's own CPU on the shared cores).`,
       ];
     case 'ttft_p99':
       return [
         head,
         '',
-        `Before the first token G authenticates, runs the rate-limit script in Redis, parses and validates the body, takes a slot and opens the upstream stream (asking for usage); B1 only forwards bytes. ${cpuLine} ` +
-          `The added TTFT (p50 ${signedMs(r.streams.targets.G.ttftP50 - r.streams.targets.B0.ttftP50, 2)}) is much larger than the added non-streaming latency at c=1 (p50 ${signedMs(r.latency.added.G.p50)}), although the work before the first byte is nearly the same: ` +
-          `in the c=1 latency rounds every process stays busy back to back, while a stream starts after its processes have idled between chunks, and on this VM each wake-up of an idle process costs on the order of a millisecond. ` +
-          `G's first byte needs several such hand-offs (client → G, G ⇄ Redis for the rate limit and the slot lease, G ⇄ upstream, G → client), B1's two (B1 − B0: ${signedMs(r.streams.added.B1.ttftP99, 2)} at p99). ` +
-          'Fewer round trips before the first byte (rate limit and slot lease in one Redis script, or a local pre-admission for keys far below their limit) and less CPU per request both shrink it; under concurrency 10 the steps of other streams also queue on the same thread, which is what the p99 sees.',
+        `Before the first token G authenticates, parses and validates the body, runs the rate-limit script and takes a slot (one Redis round trip, the two overlapping) and opens the upstream stream (asking for usage); B1 only forwards bytes. ` +
+          `A stream starts after its processes have idled, and an idle round trip costs more: a Redis script call took ${us(r.redisRtt.idleP50Us)} at p50 after 20 ms of idleness against ${us(r.redisRtt.busyP50Us)} back to back. ` +
+          `G's first byte needs three such hand-offs (client → G, G ⇄ Redis, G ⇄ upstream, G → client), B1's two (B1 − B0: ${signedMs(r.streams.added.B1.ttftP99, 2)} at p99), and under concurrency 10 the steps of other streams queue on the same thread, which is what the p99 sees. ` +
+          'The slot lease has to be granted by Redis before the upstream call (that is what keeps fleet-wide upstream concurrency exact), so with REDIS_URL set one idle round trip is the floor of the added time to first token.',
       ];
     case 'chunk_gap_p99':
       return [
@@ -417,10 +422,10 @@ function explainMiss(miss: TargetCheck, r: BenchResults): string[] {
         `Live V8 heap (after a full GC) is ${mb(live)} per 1,000 open streams, so the JS objects each stream keeps alive are most of the cost; the rest is V8 keeping the grown heap reserved and native memory (two sockets per stream, their parsers). ` +
           (kinds ? `The heap snapshots name what grows per stream: ${kinds}. ` : '') +
           (perStream.length > 0
-            ? `Per open stream that is about ${perStream.map((g) => `${Math.round(g.count / m.heapDiff!.streams)} ${kindLabel(g.kind)}`).join(', ')}: closures, their contexts and promises held for the life of the request, and RxJS subscribers from the interceptors' observables. `
+            ? `Per open stream that is about ${perStream.map((g) => `${Math.round(g.count / m.heapDiff!.streams)} ${kindLabel(g.kind)}`).join(', ')}: closures, their contexts and promises held for the life of the request. `
             : '') +
           `Once the streams had ended and the idle upstream connections had closed, the live heap was ${mb(left)} above idle${left > 10 ? ': something outlives the streams (a cache, a queue, or listeners never removed), worth a closer look' : ', so nothing measurable outlives the streams'}. ` +
-          'Fewer objects held per in-flight request shrink it: no RxJS observable chain per request (plain async interceptors), one closure where several are created per request (listeners, callbacks bound per request), and the relay\'s async generators flattened into one loop.',
+          'Fewer objects held per in-flight request shrink it: one closure where several are created per request (listeners, callbacks bound per request), and the relay\'s async generators flattened into one loop.',
       ];
     }
     default:
