@@ -34,7 +34,8 @@ import {
   TargetName,
 } from './harness';
 import { diffHeapSnapshots, type HeapDiff } from './heap-snapshot';
-import { BenchResults, evaluate, renderMarkdown, Round } from './report';
+import { BenchResults, evaluate, renderMarkdown, Round, Spread } from './report';
+import type { WaitSamples } from './wait-timer';
 import { runStreams, StreamFleet } from './sse-client';
 
 // ---- settings ----
@@ -184,6 +185,22 @@ async function main(): Promise<void> {
         streams[target.name]!.push(round);
         log(`streams round ${r + 1}/${SETTINGS.streams.rounds} ${target.name.padEnd(2)}: TTFT p50 ${round.ttftP50.toFixed(2)} p99 ${round.ttftP99.toFixed(2)} ms, gap p50 ${round.gapP50.toFixed(2)} p99 ${round.gapP99.toFixed(2)} ms${round.failed ? `, ${round.failed} failed (${errors.join('; ')})` : ''}`);
       }
+    }
+
+    // ---- what G waits on: evidence for the latency rows (after its measured rounds) ----
+    log('waits: G times its Redis and upstream waits from here on; one more c=1 run and one more stream round');
+    const gTarget = core.find((t) => t.name === 'G')!;
+    await g.child.call('takeWaits');
+    const waitLatency = await load(gTarget, 1, SETTINGS.latency.seconds, true);
+    const nonStreamingWaits = (await g.child.call('takeWaits')) as WaitSamples;
+    const waitStreams = (await runStreams(streamTarget(gTarget), SETTINGS.streams.streams, SETTINGS.streams.concurrency)).filter((t) => t.ok);
+    const streamingWaits = (await g.child.call('takeWaits')) as WaitSamples;
+    const waits = {
+      nonStreaming: { client: spread(waitLatency.latencies), ...spreadEach(nonStreamingWaits) },
+      streams: { client: spread(waitStreams.map((t) => t.ttftMs)), ...spreadEach(streamingWaits) },
+    };
+    for (const [kind, w] of Object.entries(waits)) {
+      log(`waits ${kind}: client ${fmtSpread(w.client)}; rate limit ${fmtSpread(w.rateLimit)}; slot ${fmtSpread(w.slot)}; upstream ${fmtSpread(w.upstream)}`);
     }
 
     log('stopping B1 and every G');
@@ -353,6 +370,7 @@ async function main(): Promise<void> {
         samplingIntervalMs: 10,
       },
       redisRtt,
+      waits,
       streams: {
         targets: st,
         added: {
@@ -402,6 +420,19 @@ async function main(): Promise<void> {
     await run.cleanup(false);
   }
   log(`done in ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+/** p50, p90 and p99 of some ms samples, and how many. */
+function spread(values: readonly number[]): Spread {
+  return { n: values.length, p50: quantile(values, 0.5), p90: quantile(values, 0.9), p99: quantile(values, 0.99) };
+}
+
+function spreadEach(samples: WaitSamples): Record<keyof WaitSamples, Spread> {
+  return { rateLimit: spread(samples.rateLimit), slot: spread(samples.slot), upstream: spread(samples.upstream) };
+}
+
+function fmtSpread(s: Spread): string {
+  return `p50 ${s.p50.toFixed(3)} p90 ${s.p90.toFixed(3)} p99 ${s.p99.toFixed(3)} ms (n ${s.n})`;
 }
 
 main().then(

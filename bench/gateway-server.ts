@@ -26,6 +26,7 @@ import { RATE_LIMIT_STORE } from '../src/rate-limit/rate-limit.tokens';
 import { UsageWriter } from '../src/usage/usage-writer';
 import { withProviders } from '../test/support/test-gateway';
 import { serveIpc } from './ipc';
+import { WaitTimer } from './wait-timer';
 
 export type GatewayVariant = 'full' | 'full-via-factory' | 'usage-off' | 'auth-rl-usage-off';
 
@@ -43,6 +44,7 @@ export interface GatewaySpec {
 }
 
 export const BENCH_MODEL = 'bench';
+const BENCH_ACCOUNT = 'bench-upstream';
 const RATE_LIMIT = 1_000_000;
 
 /** Stand-ins for the `auth-rl-usage-off` variant: the same calls, no work behind them. */
@@ -97,7 +99,7 @@ async function main(): Promise<void> {
       models: [{ id: BENCH_MODEL, upstream_model: 'gpt-4o-mini', credits: { per_request: 0, per_1k_prompt_tokens: 1, per_1k_completion_tokens: 5 } }],
       accounts: [
         {
-          id: 'bench-upstream',
+          id: BENCH_ACCOUNT,
           provider: 'openai',
           base_url: spec.upstreamUrl,
           api_key: `sk-bench-${randomBytes(12).toString('hex')}`,
@@ -120,7 +122,10 @@ async function main(): Promise<void> {
 
   const inspector = new Session();
   inspector.connect();
+  let waits: WaitTimer | undefined;
   serveIpc({
+    /** From the first call on, this instance times its Redis and upstream waits (see WaitTimer). */
+    takeWaits: () => (waits ??= new WaitTimer(gateway.app, BENCH_ACCOUNT)).take(),
     /** This process's monotonic clock in µs: the time base of a --cpu-prof profile. */
     mark: () => Number(process.hrtime.bigint() / 1000n),
     gc: () => {

@@ -5,21 +5,26 @@
  * requests/s, CPU per request and latency per round and the medians. About a minute.
  *
  * PROBE_ROUNDS (default 4) and PROBE_SECONDS (default 4) set the rounds; PROBE_PROFILE=1 also
- * writes a CPU profile of one more G under the same load and prints its areas.
+ * writes a CPU profile of one more G under the same load and prints its areas. PROBE_STREAMS=1
+ * probes streams instead (the bench's 64 chunks at 20 ms, 10 at a time): time to first token and
+ * chunk gap per round.
  */
 import { join } from 'node:path';
 import { summarizeProfile } from './cpu-profile';
-import { cpuMs, load, log, median, quantile, Run, smokeTest, Target } from './harness';
+import { cpuMs, load, log, median, quantile, REPLY_TEXT, Run, smokeTest, streamTarget, Target } from './harness';
+import { runStreams } from './sse-client';
 
 const ROUNDS = Number(process.env.PROBE_ROUNDS ?? 4);
 const SECONDS = Number(process.env.PROBE_SECONDS ?? 4);
+const STREAMS = process.env.PROBE_STREAMS === '1';
+const STREAM_CONCURRENCY = Number(process.env.PROBE_STREAM_CONCURRENCY ?? 10);
 const ROOT = join(__dirname, '..', '..');
 
 async function main(): Promise<void> {
   const run = new Run();
   try {
     await run.createDatabase();
-    const { child: upstream, ready } = await run.spawn('upstream', 'upstream-server.js', [JSON.stringify({ text: 'hello from the probe' })]);
+    const { child: upstream, ready } = await run.spawn('upstream', 'upstream-server.js', [JSON.stringify({ text: REPLY_TEXT, chunks: 64, chunkDelayMs: 20 })]);
     const upstreamUrl = ready.url as string;
     const { child: floor, ready: floorReady } = await run.spawn('floor-proxy', 'floor-proxy.js', [new URL(upstreamUrl).origin]);
     const g = await run.startGateway('G', 'full', upstreamUrl);
@@ -31,6 +36,10 @@ async function main(): Promise<void> {
     ];
     for (const target of targets) await smokeTest(target);
     for (const target of targets) await load(target, 50, 2, false);
+    if (STREAMS) {
+      await probeStreams(targets);
+      return;
+    }
 
     const rps: Record<string, number[]> = {};
     const cpu: Record<string, number[]> = {};
@@ -73,6 +82,28 @@ async function main(): Promise<void> {
   } finally {
     await run.cleanup(false);
   }
+}
+
+/** Stream rounds, interleaved: TTFT and chunk-gap p50/p99 per round, then the medians and G − B0. */
+async function probeStreams(targets: Target[]): Promise<void> {
+  const figures: Record<string, Record<'ttft50' | 'ttft99' | 'gap50' | 'gap99', number[]>> = {};
+  for (const target of targets) await runStreams(streamTarget(target), 20, 10);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const target of targets) {
+      const timings = (await runStreams(streamTarget(target), 5 * STREAM_CONCURRENCY, STREAM_CONCURRENCY)).filter((t) => t.ok);
+      const ttft = timings.map((t) => t.ttftMs);
+      const gaps = timings.flatMap((t) => t.gapsMs);
+      const f = (figures[target.name] ??= { ttft50: [], ttft99: [], gap50: [], gap99: [] });
+      f.ttft50.push(quantile(ttft, 0.5));
+      f.ttft99.push(quantile(ttft, 0.99));
+      f.gap50.push(quantile(gaps, 0.5));
+      f.gap99.push(quantile(gaps, 0.99));
+      log(`round ${r + 1} ${target.name}: TTFT p50 ${quantile(ttft, 0.5).toFixed(2)} p99 ${quantile(ttft, 0.99).toFixed(2)} ms, gap p50 ${quantile(gaps, 0.5).toFixed(2)} p99 ${quantile(gaps, 0.99).toFixed(2)} ms (${timings.length} ok)`);
+    }
+  }
+  const m = (name: string, k: 'ttft50' | 'ttft99' | 'gap50' | 'gap99') => median(figures[name]![k]);
+  for (const { name } of targets) log(`median ${name}: TTFT p50 ${m(name, 'ttft50').toFixed(2)} p99 ${m(name, 'ttft99').toFixed(2)} ms, gap p99 ${m(name, 'gap99').toFixed(2)} ms`);
+  for (const name of ['B1', 'G']) log(`${name} − B0: TTFT p99 +${(m(name, 'ttft99') - m('B0', 'ttft99')).toFixed(2)} ms, gap p99 +${(m(name, 'gap99') - m('B0', 'gap99')).toFixed(2)} ms`);
 }
 
 main().then(

@@ -34,6 +34,24 @@ export interface StreamSummary {
   failed: number;
 }
 
+/** Quantiles of a set of ms samples. */
+export interface Spread {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+/** G's waits in one more run after its measured rounds (bench/wait-timer.ts), beside what the client saw. */
+export interface WaitSpreads {
+  /** The client's latency (non-streaming) or time to first token (streams). */
+  client: Spread;
+  rateLimit: Spread;
+  slot: Spread;
+  /** To the whole answer (non-streaming) or to the first chunk (streams). */
+  upstream: Spread;
+}
+
 export interface ThroughputTarget {
   rounds: Array<{ rps: number; errors: number; cpuUsPerRequest: number }>;
   rps: number;
@@ -100,6 +118,7 @@ export interface BenchResults {
   eventLoop: { source: string; rounds: number[]; p99Ms: number; samplingIntervalMs: number };
   /** One Redis script call from a Node client, µs: back to back, and after 20 ms idle. */
   redisRtt: { busyP50Us: number; busyP90Us: number; idleP50Us: number; idleP90Us: number };
+  waits: { nonStreaming: WaitSpreads; streams: WaitSpreads };
   streams: {
     targets: Record<'B0' | 'B1' | 'G', StreamSummary>;
     added: Record<'G' | 'B1', { ttftP99: number; gapP99: number }>;
@@ -288,6 +307,27 @@ export function renderMarkdown(r: BenchResults): string {
     );
   }
 
+  push('## What G waits on', '');
+  const w = r.waits;
+  const waitRow = (label: string, x: Spread): string => `| ${label} | ${ms(x.p50)} | ${ms(x.p90)} | ${ms(x.p99)} | ${x.n.toLocaleString('en-US')} |`;
+  push(
+    "After G's measured rounds, the same G process times its own waits (bench/wait-timer.ts wraps the rate-limit store, the slot pool and the upstream adapter) through one more concurrency-1 run and one more stream round, beside what the client saw in those runs. The rate-limit script and the slot lease go out to Redis together and overlap, so a request waits for the slower of the two.",
+    '',
+    '| wait | p50 | p90 | p99 | samples |',
+    '|---|---|---|---|---|',
+    waitRow('non-streaming, c=1: the client\'s latency', w.nonStreaming.client),
+    waitRow('… G ⇄ Redis: rate-limit script', w.nonStreaming.rateLimit),
+    waitRow('… G ⇄ Redis: slot lease', w.nonStreaming.slot),
+    waitRow('… G ⇄ upstream: the whole answer', w.nonStreaming.upstream),
+    waitRow(`streams, ${(r.settings as { streams: { concurrency: number } }).streams.concurrency} at a time: the client's time to first token`, w.streams.client),
+    waitRow('… G ⇄ Redis: rate-limit script', w.streams.rateLimit),
+    waitRow('… G ⇄ Redis: slot lease', w.streams.slot),
+    waitRow('… G ⇄ upstream: to the first chunk', w.streams.upstream),
+    '',
+    `For scale, B0's own latency at c=1 was ${ms(lat.B0.p50)} at p50 and ${ms(lat.B0.p99)} at p99: the same upstream takes longer and varies more seen from inside G, whose requests cross more processes on the same two cores.`,
+    '',
+  );
+
   const misses = r.targets.filter((c) => c.pass === false);
   push('## Where G misses, and why', '');
   if (misses.length === 0) {
@@ -367,14 +407,18 @@ function explainMiss(miss: TargetCheck, r: BenchResults): string[] {
     case 'latency_p50':
     case 'latency_p99': {
       const rtt = r.redisRtt;
+      const w = r.waits.nonStreaming;
+      const q = miss.id === 'latency_p50' ? 'p50' : 'p99';
+      const b0 = r.latency.targets.B0[q];
       return [
         head,
         '',
-        `At concurrency 1 every step is on the critical path. ${cpuLine} ` +
-          `Beyond CPU, G waits on Redis once before the upstream call (the rate-limit script and the slot lease go out together and overlap) and B1 waits on nothing: ` +
-          `a script call from Node took ${us(rtt.busyP50Us)} at p50 back to back and ${us(rtt.idleP50Us)} after 20 ms of idleness on this machine (p90 ${us(rtt.busyP90Us)} / ${us(rtt.idleP90Us)}), which alone is most of the p50 budget. ` +
-          "The p99 is the tail of process wake-ups: each request crosses four processes (client, G, Redis, upstream) where B1's cross three, Postgres writes the usage batches on the same two cores, and G's young-generation GC (about 1.4 ms, every ~120 ms at this rate) lands on about one request in a hundred. " +
-          'What would close it: Redis on its own core or a Unix socket, a local pre-admission for keys far below their limit (giving up an exact fleet-wide window), and fewer allocations per request.',
+        'At concurrency 1 every step is on the critical path: G\'s own work, and its waits on Redis and on the upstream. ' +
+          `In the waits run, at ${q}: the client saw ${ms(w.client[q])}; G waited ${ms(Math.max(w.rateLimit[q], w.slot[q]))} on Redis (the rate-limit script and the slot lease, sent together) and ${ms(w.upstream[q])} on the upstream, which answers the client directly in ${ms(b0)} (B0). B1 waits on the upstream only. ` +
+          (q === 'p50'
+            ? `A script call from a bare Node client took ${us(rtt.busyP50Us)} at p50 back to back and ${us(rtt.idleP50Us)} after 20 ms of idleness: one Redis round trip is most of the 0.4 ms budget on its own, before G's own CPU (${us(r.throughput.targets.G!.cpuUsPerRequest)} per request at c=50, the floor's ${us(r.throughput.targets.B1!.cpuUsPerRequest)}). `
+            : 'The tail is the sum of those two waits\' tails: each request crosses four processes (client, G, Redis, upstream) where B1\'s cross three, on two cores shared with Postgres writing the usage batches, and a process that is not running when its reply lands waits for the scheduler. ') +
+          'What would close it: Redis on its own core or over a Unix socket, or a local pre-admission for keys far below their limit (giving up the exact fleet-wide window).',
       ];
     }
     case 'throughput_vs_floor':
@@ -394,20 +438,24 @@ function explainMiss(miss: TargetCheck, r: BenchResults): string[] {
         `Turning key auth, the rate-limit store and usage recording into no-ops raises throughput from ${rate(g.rps)} to ${rate(off.rps)} and lowers G's CPU per request from ${us(g.cpuUsPerRequest)} to ${us(off.cpuUsPerRequest)}. ` +
           `Usage alone accounts for ${pct(r.throughput.usageCost)} (G-usage-off ${rate(usageOff.rps)}), mostly Postgres's own CPU on the shared cores; the rest is the SHA-256 + key-cache lookup and, mostly, the rate-limit script per request (ioredis command encoding, reply parsing, plus Redis's own CPU on the shared cores).`,
       ];
-    case 'ttft_p99':
+    case 'ttft_p99': {
+      const w = r.waits.streams;
       return [
         head,
         '',
-        `Before the first token G authenticates, parses and validates the body, runs the rate-limit script and takes a slot (one Redis round trip, the two overlapping) and opens the upstream stream (asking for usage); B1 only forwards bytes. ` +
-          `A stream starts after its processes have idled, and an idle round trip costs more: a Redis script call took ${us(r.redisRtt.idleP50Us)} at p50 after 20 ms of idleness against ${us(r.redisRtt.busyP50Us)} back to back. ` +
-          `G's first byte needs three such hand-offs (client → G, G ⇄ Redis, G ⇄ upstream, G → client), B1's two (B1 − B0: ${signedMs(r.streams.added.B1.ttftP99, 2)} at p99), and under concurrency 10 the steps of other streams queue on the same thread, which is what the p99 sees. ` +
+        `Before the first token G authenticates, parses and validates the body, runs the rate-limit script and takes a slot (one Redis round trip, the two overlapping) and opens the upstream stream; B1 only forwards bytes. ` +
+          `In the waits run the Redis step took ${ms(Math.max(w.rateLimit.p50, w.slot.p50))} at p50 and ${ms(Math.max(w.rateLimit.p99, w.slot.p99))} at p99, and the upstream's first chunk, seen from G, ${ms(w.upstream.p50)} / ${ms(w.upstream.p99)}. ` +
+          `A stream starts after its processes have idled between chunks, and an idle round trip costs more: a Redis script call took ${us(r.redisRtt.idleP50Us)} at p50 after 20 ms of idleness against ${us(r.redisRtt.busyP50Us)} back to back. ` +
+          `The floor, with one hand-off fewer than G, added ${signedMs(r.streams.added.B1.ttftP99, 2)} at p99${r.streams.added.B1.ttftP99 > 1 ? ', itself more than the target' : ''}. ` +
           'The slot lease has to be granted by Redis before the upstream call (that is what keeps fleet-wide upstream concurrency exact), so with REDIS_URL set one idle round trip is the floor of the added time to first token.',
       ];
+    }
     case 'chunk_gap_p99':
       return [
         head,
         '',
-        `Every chunk goes through G's SSE parser, JSON.parse, usage observation, JSON.stringify and a socket write; B1 passes the bytes on. Gaps are 20 ms timer-driven on the upstream, so the p99 difference also contains scheduling jitter of the shared machine (B1 − B0 shows that floor: ${signedMs(r.streams.added.B1.gapP99, 2)}).`,
+        `Every chunk goes through G's SSE parser, JSON.parse, usage observation, JSON.stringify and a socket write; B1 passes the bytes on. Gaps are 20 ms timer-driven on the upstream, so the p99 difference is mostly scheduling jitter of the shared machine: the floor proxy, which does nothing per chunk, adds ${signedMs(r.streams.added.B1.gapP99, 2)} itself, and G adds ${signedMs(r.streams.added.G.gapP99 - r.streams.added.B1.gapP99, 2)} over the floor. ` +
+          'The target asks for less jitter than a pass-through Node process shows on this machine; what would close it is fewer processes sharing the two cores, not less work per chunk.',
       ];
     case 'memory_per_1000_streams':
     case 'memory_after_streams': {
