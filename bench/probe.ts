@@ -9,6 +9,7 @@
  * probes streams instead (the bench's 64 chunks at 20 ms, 10 at a time): time to first token and
  * chunk gap per round.
  */
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { summarizeProfile } from './cpu-profile';
 import { cpuMs, load, log, median, quantile, REPLY_TEXT, Run, smokeTest, streamTarget, Target } from './harness';
@@ -90,9 +91,11 @@ async function probeStreams(targets: Target[]): Promise<void> {
   for (const target of targets) await runStreams(streamTarget(target), 20, 10);
   for (let r = 0; r < ROUNDS; r++) {
     for (const target of targets) {
+      if (process.env.PROBE_ALLOC === '1' && target.name === 'G') await target.process.call('allocationStart');
       const timings = (await runStreams(streamTarget(target), 5 * STREAM_CONCURRENCY, STREAM_CONCURRENCY)).filter((t) => t.ok);
       const ttft = timings.map((t) => t.ttftMs);
       const gaps = timings.flatMap((t) => t.gapsMs);
+      if (process.env.PROBE_ALLOC === '1' && target.name === 'G') await target.process.call('allocationStop', join(tmpdir(), `g-streams-${r}.heapprofile`));
       const f = (figures[target.name] ??= { ttft50: [], ttft99: [], gap50: [], gap99: [] });
       f.ttft50.push(quantile(ttft, 0.5));
       f.ttft99.push(quantile(ttft, 0.99));

@@ -454,8 +454,9 @@ function explainMiss(miss: TargetCheck, r: BenchResults): string[] {
       return [
         head,
         '',
-        `Every chunk goes through G's SSE parser, JSON.parse, usage observation, JSON.stringify and a socket write; B1 passes the bytes on. Gaps are 20 ms timer-driven on the upstream, so the p99 difference is mostly scheduling jitter of the shared machine: the floor proxy, which does nothing per chunk, adds ${signedMs(r.streams.added.B1.gapP99, 2)} itself, and G adds ${signedMs(r.streams.added.G.gapP99 - r.streams.added.B1.gapP99, 2)} over the floor. ` +
-          'The target asks for less jitter than a pass-through Node process shows on this machine; what would close it is fewer processes sharing the two cores, not less work per chunk.',
+        `Every chunk goes through G's SSE parser, JSON.parse, usage observation, JSON.stringify and a socket write; B1 passes the bytes on. Gaps are 20 ms timer-driven on the upstream, and the p99 also holds scheduling jitter of the shared machine: the floor proxy, which does nothing per chunk, added ${signedMs(r.streams.added.B1.gapP99, 2)}, and G ${signedMs(r.streams.added.G.gapP99 - r.streams.added.B1.gapP99, 2)} over the floor. ` +
+          "G's own part is garbage: the relay pulls each chunk through the upstream body's async iterator and three stacked async generators (the SSE reader, the first-chunk check, the relay loop), so while streams run the young generation fills and is collected every few hundred ms, a pause of about a millisecond that every chunk arriving meanwhile waits out (`PROBE_STREAMS=1 PROBE_ALLOC=1 npm run bench:probe` writes an allocation profile of a stream round). " +
+          'What would close it: a push-based relay (the body\'s data events parsed and written in one function, no async iteration per chunk), and fewer processes sharing the two cores.',
       ];
     case 'memory_per_1000_streams':
     case 'memory_after_streams': {
