@@ -29,12 +29,13 @@ import {
   scrape,
   sleep,
   smokeTest,
+  syscalls,
   streamTarget,
   Target,
   TargetName,
 } from './harness';
 import { diffHeapSnapshots, type HeapDiff } from './heap-snapshot';
-import { BenchResults, evaluate, renderMarkdown, Round, Spread } from './report';
+import { BenchResults, evaluate, renderMarkdown, Round, Spread, ThroughputTarget } from './report';
 import type { WaitSamples } from './wait-timer';
 import { runStreams, StreamFleet } from './sse-client';
 
@@ -136,7 +137,7 @@ async function main(): Promise<void> {
     }
 
     // ---- throughput, concurrency 50 ----
-    const throughput: Record<string, Array<{ rps: number; errors: number; cpuUsPerRequest: number }>> = {};
+    const throughput: Record<string, ThroughputTarget['rounds']> = {};
     const eventLoopP99: number[] = [];
     const upstreamCpu: number[] = [];
     for (const target of all) throughput[target.name] = [];
@@ -145,9 +146,12 @@ async function main(): Promise<void> {
       for (const target of rotated(all, r)) {
         if (target.name === 'G') await scrape(metricsUrl); // prom-client resets its event-loop histogram on each scrape
         const cpuBefore = cpuMs(target.process.pid);
+        const callsBefore = syscalls(target.process.pid);
         const upstreamBefore = cpuMs(upstream.pid);
         const res = await load(target, SETTINGS.throughput.connections, SETTINGS.throughput.seconds, false);
         const cpuUsPerRequest = res.ok > 0 ? ((cpuMs(target.process.pid) - cpuBefore) * 1000) / res.ok : Number.NaN;
+        const callsAfter = syscalls(target.process.pid);
+        const perRequest = (n: number): number => (res.ok > 0 ? n / res.ok : Number.NaN);
         if (res.ok > 0) upstreamCpu.push(((cpuMs(upstream.pid) - upstreamBefore) * 1000) / res.ok);
         let extra = '';
         if (target.name === 'G') {
@@ -157,7 +161,13 @@ async function main(): Promise<void> {
             extra = `, event-loop p99 ${(lag * 1000).toFixed(1)} ms`;
           }
         }
-        throughput[target.name]!.push({ rps: res.rps, errors: res.errors + res.non2xx, cpuUsPerRequest });
+        throughput[target.name]!.push({
+          rps: res.rps,
+          errors: res.errors + res.non2xx,
+          cpuUsPerRequest,
+          writesPerRequest: perRequest(callsAfter.writes - callsBefore.writes),
+          readsPerRequest: perRequest(callsAfter.reads - callsBefore.reads),
+        });
         log(`throughput c=50 round ${r + 1}/${SETTINGS.throughput.rounds} ${target.name.padEnd(11)}: ${Math.round(res.rps)} req/s, ${Math.round(cpuUsPerRequest)} µs CPU/request in its process${res.errors + res.non2xx ? `, ${res.errors} errors, ${res.non2xx} non-2xx` : ''}${extra}`);
       }
     }
@@ -322,6 +332,10 @@ async function main(): Promise<void> {
     const lat = { B0: summarizeLatency('B0'), B1: summarizeLatency('B1'), G: summarizeLatency('G') };
     const rps = (name: TargetName): number => median(throughput[name]!.map((r) => r.rps));
     const cpuPer = (name: TargetName): number => median(throughput[name]!.map((r) => r.cpuUsPerRequest));
+    const callsPer = (name: TargetName) => ({
+      writesPerRequest: median(throughput[name]!.map((r) => r.writesPerRequest)),
+      readsPerRequest: median(throughput[name]!.map((r) => r.readsPerRequest)),
+    });
     const streamSummary = (name: string) => ({
       rounds: streams[name]!,
       ttftP50: median(streams[name]!.map((r) => r.ttftP50)),
@@ -350,7 +364,7 @@ async function main(): Promise<void> {
         },
       },
       throughput: {
-        targets: Object.fromEntries(all.map((t) => [t.name, { rounds: throughput[t.name]!, rps: rps(t.name), cpuUsPerRequest: cpuPer(t.name) }])),
+        targets: Object.fromEntries(all.map((t) => [t.name, { rounds: throughput[t.name]!, rps: rps(t.name), cpuUsPerRequest: cpuPer(t.name), ...callsPer(t.name) }])),
         upstreamCpuUsPerRequest: median(upstreamCpu),
         gOverB1: rps('G') / rps('B1'),
         authRateLimitUsageCost: 1 - rps('G') / rps('G-off'),

@@ -147,6 +147,13 @@ export function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }
 
+/** Read and write syscalls a process has made so far (`syscr` / `syscw` of /proc/<pid>/io). */
+export function syscalls(pid: number): { reads: number; writes: number } {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? Number.NaN);
+  return { reads: field('syscr'), writes: field('syscw') };
+}
+
 /** The commit measured, and the files changed on top of it outside bench/ (the report says so). */
 export function gitState(root: string): { commit: string; changedFiles: string[] } {
   try {

@@ -53,10 +53,13 @@ export interface WaitSpreads {
 }
 
 export interface ThroughputTarget {
-  rounds: Array<{ rps: number; errors: number; cpuUsPerRequest: number }>;
+  rounds: Array<{ rps: number; errors: number; cpuUsPerRequest: number; writesPerRequest: number; readsPerRequest: number }>;
   rps: number;
   /** CPU time (user + system) of the target's own process per answered request, µs. */
   cpuUsPerRequest: number;
+  /** Write and read syscalls of the target's own process per answered request (/proc/<pid>/io). */
+  writesPerRequest: number;
+  readsPerRequest: number;
 }
 
 export interface MemoryPoint {
@@ -180,8 +183,8 @@ const REMEDIES: Array<[RegExp, string]> = [
   [/^NestJS/, "Nest's per-request pipeline. Completions no longer pass through it (CompletionsFastLane serves them from node:http); what is left here is start-up code and the scrapes of /metrics."],
   [/^Express/, 'Express routing. Completions no longer pass through it (CompletionsFastLane); what is left is the /metrics scrapes and the admin calls of the run.'],
   [/^RxJS/, 'RxJS from Nest interceptors: not on the completions path any more; what is left belongs to the few Nest-routed calls of the run.'],
-  [/^Node http core/, 'node:http parsing and writing: B1 pays this too; it only shrinks with fewer writes per response (one `writeHead` + one `end`).'],
-  [/^socket writes/, 'The write syscalls themselves, made synchronously on the main thread. B1 pays them too; G pays more when a response goes out in several writes (headers, then body) instead of one.'],
+  [/^Node http core/, 'node:http parsing and writing: B1 pays this too. G answers with one `writeHead` + one `end`.'],
+  [/^socket writes/, 'The write syscalls themselves, made synchronously on the main thread; B1 pays them too. The throughput table counts them per request against B1\'s: only fewer processes to talk to (or a Unix socket to Redis) would make them cheaper.'],
   [/^Node net/, 'Socket I/O: inherent (B1 pays it too); fewer separate writes per response help.'],
   [/^Node streams/, 'Node stream machinery (request body reading, response piping): a single `end(buffer)` per response and reading the body with one listener avoid most of it.'],
   [/^undici/, 'The upstream client: inherent to proxying (B1 uses the same Pool).'],
@@ -249,10 +252,10 @@ export function renderMarkdown(r: BenchResults): string {
 
   push('## Throughput and CPU per request', '');
   push(
-    'CPU per request is the user + system time of the target\'s own process (from `/proc/<pid>/stat`) over each throughput round, divided by the answers it gave. For G it leaves out the work Redis and Postgres do in their own processes, which also runs on the same two cores.',
+    'CPU per request is the user + system time of the target\'s own process (from `/proc/<pid>/stat`) over each throughput round, divided by the answers it gave. For G it leaves out the work Redis and Postgres do in their own processes, which also runs on the same two cores. Syscalls per request come from the same process\'s `/proc/<pid>/io` (`syscw`, `syscr`): a proxy needs at least one write to the client and one to the upstream per request; G\'s Redis commands of one event-loop turn share one write.',
     '',
   );
-  push('| target | what runs | req/s (median) | rounds | CPU per request in its process |', '|---|---|---|---|---|');
+  push('| target | what runs | req/s (median) | rounds | CPU per request in its process | write / read syscalls per request |', '|---|---|---|---|---|---|');
   const what: Record<string, string> = {
     B0: 'fake upstream only',
     B1: 'floor proxy → upstream',
@@ -264,7 +267,7 @@ export function renderMarkdown(r: BenchResults): string {
   for (const name of ['B0', 'B1', 'G', 'G-factory', 'G-off', 'G-usage-off']) {
     const target = t[name];
     if (!target) continue;
-    push(`| ${name} | ${what[name]} | ${rate(target.rps)} | ${target.rounds.map((x) => Math.round(x.rps)).join(', ')} | ${us(target.cpuUsPerRequest)} |`);
+    push(`| ${name} | ${what[name]} | ${rate(target.rps)} | ${target.rounds.map((x) => Math.round(x.rps)).join(', ')} | ${us(target.cpuUsPerRequest)} | ${target.writesPerRequest.toFixed(2)} / ${target.readsPerRequest.toFixed(2)} |`);
   }
   push('', `The upstream process itself spent ${us(r.throughput.upstreamCpuUsPerRequest)} CPU per request (median over every round).`);
   if (r.throughput.gatewayOverheadMeanMs !== null) {
