@@ -92,7 +92,9 @@ async function probeStreams(targets: Target[]): Promise<void> {
   for (let r = 0; r < ROUNDS; r++) {
     for (const target of targets) {
       if (process.env.PROBE_ALLOC === '1' && target.name === 'G') await target.process.call('allocationStart');
+      const cpuBefore = cpuMs(target.process.pid);
       const timings = (await runStreams(streamTarget(target), 5 * STREAM_CONCURRENCY, STREAM_CONCURRENCY)).filter((t) => t.ok);
+      const cpuPerChunk = ((cpuMs(target.process.pid) - cpuBefore) * 1000) / timings.reduce((n, t) => n + t.contentEvents, 0);
       const ttft = timings.map((t) => t.ttftMs);
       const gaps = timings.flatMap((t) => t.gapsMs);
       if (process.env.PROBE_ALLOC === '1' && target.name === 'G') await target.process.call('allocationStop', join(tmpdir(), `g-streams-${r}.heapprofile`));
@@ -101,7 +103,7 @@ async function probeStreams(targets: Target[]): Promise<void> {
       f.ttft99.push(quantile(ttft, 0.99));
       f.gap50.push(quantile(gaps, 0.5));
       f.gap99.push(quantile(gaps, 0.99));
-      log(`round ${r + 1} ${target.name}: TTFT p50 ${quantile(ttft, 0.5).toFixed(2)} p99 ${quantile(ttft, 0.99).toFixed(2)} ms, gap p50 ${quantile(gaps, 0.5).toFixed(2)} p99 ${quantile(gaps, 0.99).toFixed(2)} ms (${timings.length} ok)`);
+      log(`round ${r + 1} ${target.name}: TTFT p50 ${quantile(ttft, 0.5).toFixed(2)} p99 ${quantile(ttft, 0.99).toFixed(2)} ms, gap p50 ${quantile(gaps, 0.5).toFixed(2)} p99 ${quantile(gaps, 0.99).toFixed(2)} ms, ${cpuPerChunk.toFixed(1)} µs CPU per chunk (${timings.length} ok)`);
     }
   }
   const m = (name: string, k: 'ttft50' | 'ttft99' | 'gap50' | 'gap99') => median(figures[name]![k]);

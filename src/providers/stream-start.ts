@@ -1,5 +1,5 @@
-import type { ChatCompletionChunk } from './openai-types';
 import type { UpstreamStream } from './provider';
+import type { SseChunkReader } from './sse-chunk-reader';
 import { UpstreamError } from './upstream-error';
 import { toUpstreamError } from './upstream-http';
 
@@ -8,22 +8,12 @@ import { toUpstreamError } from './upstream-http';
  * (connect, status, an early error event) fails as a retryable error while the client has
  * received nothing yet; after it, failures are `stream` failures the relay reports in-band.
  */
-export async function startStream(chunks: AsyncGenerator<ChatCompletionChunk>): Promise<UpstreamStream> {
-  let first: IteratorResult<ChatCompletionChunk>;
+export async function startStream(chunks: SseChunkReader): Promise<UpstreamStream> {
   try {
-    first = await chunks.next();
+    await chunks.ready();
   } catch (err) {
+    await chunks.return();
     throw err instanceof UpstreamError && err.failure === 'stream' ? new UpstreamError('server', err.message) : toUpstreamError(err, false);
   }
-  return { chunks: resume(first, chunks) };
-}
-
-async function* resume<T>(first: IteratorResult<T>, rest: AsyncGenerator<T>): AsyncGenerator<T> {
-  if (first.done) return;
-  try {
-    yield first.value;
-    yield* rest;
-  } finally {
-    await rest.return(undefined);
-  }
+  return { chunks };
 }

@@ -1,9 +1,8 @@
 import type { AccountConfig } from '../../config/app-config';
-import type { ChatCompletion, ChatCompletionChunk } from '../openai-types';
+import type { ChatCompletion } from '../openai-types';
 import type { ProviderAdapter, ProviderCall, UpstreamStream } from '../provider';
-import { SseParser } from '../sse-parser';
+import { EventDecoder, parseEventData, SseChunkReader } from '../sse-chunk-reader';
 import { startStream } from '../stream-start';
-import { UpstreamError } from '../upstream-error';
 import { UpstreamHttp, UpstreamResponse, toUpstreamError } from '../upstream-http';
 import { toAnthropicRequest } from './anthropic-request';
 import { toChatCompletion, toUpstreamError as anthropicError } from './anthropic-response';
@@ -35,8 +34,8 @@ export class AnthropicAdapter implements ProviderAdapter {
 
   async stream(call: ProviderCall): Promise<UpstreamStream> {
     const response = await this.post({ ...call.body, stream: true }, call.signal);
-    const chunks = readChunks(response, new AnthropicStreamTranslator(call.body.model));
-    return startStream(chunks);
+    const decode = eventDecoder(new AnthropicStreamTranslator(call.body.model));
+    return startStream(new SseChunkReader(response.body, decode, 'The upstream ended the stream before message_stop.'));
   }
 
   close(): Promise<void> {
@@ -51,26 +50,12 @@ export class AnthropicAdapter implements ProviderAdapter {
   }
 }
 
-async function* readChunks(response: UpstreamResponse, translator: AnthropicStreamTranslator): AsyncGenerator<ChatCompletionChunk> {
-  const parser = new SseParser();
-  try {
-    for await (const bytes of response.body) {
-      for (const event of parser.push(bytes as Buffer)) {
-        let data: unknown;
-        try {
-          data = JSON.parse(event.data);
-        } catch {
-          throw new UpstreamError('stream', 'The upstream sent an unreadable event.');
-        }
-        const type = event.event ?? (data as { type?: string }).type ?? '';
-        yield* translator.translate({ event: type, data });
-        if (type === 'message_stop') return;
-      }
-    }
-    throw new UpstreamError('stream', 'The upstream ended the stream before message_stop.');
-  } catch (err) {
-    throw toUpstreamError(err, true);
-  } finally {
-    if (!response.body.destroyed) response.body.destroy();
-  }
+/** Anthropic events through the translator into OpenAI chunks; `message_stop` ends the stream. */
+function eventDecoder(translator: AnthropicStreamTranslator): EventDecoder {
+  return (event, emit) => {
+    const data = parseEventData(event.data);
+    const type = event.event ?? (data as { type?: string }).type ?? '';
+    for (const chunk of translator.translate({ event: type, data })) emit(chunk);
+    return type === 'message_stop';
+  };
 }

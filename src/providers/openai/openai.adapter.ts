@@ -1,7 +1,8 @@
 import type { AccountConfig } from '../../config/app-config';
 import type { ChatCompletion, ChatCompletionChunk } from '../openai-types';
 import type { ProviderAdapter, ProviderCall, UpstreamStream } from '../provider';
-import { SseParser } from '../sse-parser';
+import { parseEventData, SseChunkReader } from '../sse-chunk-reader';
+import type { SseEvent } from '../sse-parser';
 import { startStream } from '../stream-start';
 import { UpstreamError, failureForStatus } from '../upstream-error';
 import { UpstreamHttp, UpstreamResponse, toUpstreamError, upstreamMessage } from '../upstream-http';
@@ -33,8 +34,7 @@ export class OpenAIAdapter implements ProviderAdapter {
   async stream(call: ProviderCall): Promise<UpstreamStream> {
     const body = { ...call.body, stream: true, stream_options: { ...call.body.stream_options, include_usage: true } };
     const response = await this.post(body, call.signal);
-    const chunks = readChunks(response);
-    return startStream(chunks);
+    return startStream(new SseChunkReader(response.body, decodeEvent, 'The upstream ended the stream before [DONE].'));
   }
 
   close(): Promise<void> {
@@ -53,27 +53,11 @@ function openAIError(status: number, text: string, retryAfterMs: number | undefi
   return new UpstreamError(failure, message, status, retryAfterMs);
 }
 
-async function* readChunks(response: UpstreamResponse): AsyncGenerator<ChatCompletionChunk> {
-  const parser = new SseParser();
-  try {
-    for await (const bytes of response.body) {
-      for (const event of parser.push(bytes as Buffer)) {
-        if (event.data === '[DONE]') return;
-        let parsed: ChatCompletionChunk & { error?: { message?: string } };
-        try {
-          parsed = JSON.parse(event.data);
-        } catch {
-          throw new UpstreamError('stream', 'The upstream sent an unreadable event.');
-        }
-        if (parsed.error) throw new UpstreamError('stream', `The upstream reported an error: ${String(parsed.error.message ?? 'unknown').slice(0, 200)}`);
-        yield parsed;
-      }
-    }
-    throw new UpstreamError('stream', 'The upstream ended the stream before [DONE].');
-  } catch (err) {
-    throw toUpstreamError(err, true);
-  } finally {
-    // Leaving early (client gone, error) must free the socket at once.
-    if (!response.body.destroyed) response.body.destroy();
-  }
+/** One OpenAI stream event: a chunk, or `[DONE]` (the end). */
+function decodeEvent(event: SseEvent, emit: (chunk: ChatCompletionChunk) => void): boolean {
+  if (event.data === '[DONE]') return true;
+  const parsed = parseEventData(event.data) as ChatCompletionChunk & { error?: { message?: string } };
+  if (parsed.error) throw new UpstreamError('stream', `The upstream reported an error: ${String(parsed.error.message ?? 'unknown').slice(0, 200)}`);
+  emit(parsed);
+  return false;
 }
