@@ -458,8 +458,8 @@ function explainMiss(miss: TargetCheck, r: BenchResults): string[] {
         head,
         '',
         `Every chunk goes through G's SSE parser, JSON.parse, usage observation, JSON.stringify and a socket write; B1 passes the bytes on. Gaps are 20 ms timer-driven on the upstream, and the p99 also holds scheduling jitter of the shared machine: the floor proxy, which does nothing per chunk, added ${signedMs(r.streams.added.B1.gapP99, 2)}, and G ${signedMs(r.streams.added.G.gapP99 - r.streams.added.B1.gapP99, 2)} over the floor. ` +
-          "G's own part is garbage: the relay pulls each chunk through the upstream body's async iterator and three stacked async generators (the SSE reader, the first-chunk check, the relay loop), so while streams run the young generation fills and is collected every few hundred ms, a pause of about a millisecond that every chunk arriving meanwhile waits out (`PROBE_STREAMS=1 PROBE_ALLOC=1 npm run bench:probe` writes an allocation profile of a stream round). " +
-          'What would close it: a push-based relay (the body\'s data events parsed and written in one function, no async iteration per chunk), and fewer processes sharing the two cores.',
+          "G's own part is its work per chunk: the event is parsed, observed for usage and serialised again, and the short-lived objects that leaves fill the young generation, collected every few hundred ms while streams run, a pause of about a millisecond that every chunk arriving meanwhile waits out (`PROBE_STREAMS=1 PROBE_ALLOC=1 npm run bench:probe` writes an allocation profile of a stream round). " +
+          'What would close it: relaying the upstream\'s bytes with only `model` patched in place of JSON.parse + JSON.stringify per chunk, and fewer processes sharing the two cores.',
       ];
     case 'memory_per_1000_streams':
     case 'memory_after_streams': {
@@ -477,7 +477,7 @@ function explainMiss(miss: TargetCheck, r: BenchResults): string[] {
             ? `Per open stream that is about ${perStream.map((g) => `${Math.round(g.count / m.heapDiff!.streams)} ${kindLabel(g.kind)}`).join(', ')}: closures, their contexts and promises held for the life of the request. `
             : '') +
           `Once the streams had ended and the idle upstream connections had closed, the live heap was ${mb(left)} above idle${left > 10 ? ': something outlives the streams (a cache, a queue, or listeners never removed), worth a closer look' : ', so nothing measurable outlives the streams'}. ` +
-          'Fewer objects held per in-flight request shrink it: one closure where several are created per request (listeners, callbacks bound per request), and the relay\'s async generators flattened into one loop.',
+          'Fewer objects held per in-flight request shrink it: one closure where several are created per request (listeners, callbacks bound per request).',
       ];
     }
     default:
