@@ -432,6 +432,7 @@ function explainMiss(miss: TargetCheck, r: BenchResults): string[] {
         `G is CPU-bound on one core (Node's main thread) while autocannon, the upstream, Redis and Postgres share the other. ${cpuLine} ` +
           `A single thread at ${us(g.cpuUsPerRequest)} per request tops out near ${rate(1e6 / g.cpuUsPerRequest)}, before counting the cores the rest of the set-up takes. ` +
           `The profile puts G's busy time mostly in: ${topAreas}. ` +
+          `The web framework is not what limits it: completions are served from node:http ahead of Express and Nest (CompletionsFastLane), and NestJS, Express and RxJS together take ${pct(areaShare(r, /^(NestJS|Express|RxJS)/))} of G's busy time under this load, so swapping in the Fastify adapter could win no more than that. ` +
           'Per-request CPU has to come down (see the areas table), or the gateway has to run more than one process (Node cluster / replicas behind one port) to use both cores; on this 2-core box the load generator and upstream need a core too.',
       ];
     case 'auth_rate_limit_usage_cost':
