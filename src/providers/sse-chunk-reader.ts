@@ -65,8 +65,9 @@ export class SseChunkReader implements AsyncIterableIterator<ChatCompletionChunk
 
   next(): Promise<IteratorResult<ChatCompletionChunk>> {
     if (this.head < this.queue.length) return Promise.resolve({ value: this.take(), done: false });
-    if (this.failure) return Promise.reject(this.failure);
+    // Finished wins: a relay that let go after a failure is done, not failed again.
     if (this.finished) return Promise.resolve({ value: undefined, done: true });
+    if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
     });
@@ -133,8 +134,8 @@ export class SseChunkReader implements AsyncIterableIterator<ChatCompletionChunk
     const waiter = this.waiter;
     if (!waiter) return;
     if (this.head < this.queue.length) waiter.resolve({ value: this.take(), done: false });
-    else if (this.failure) waiter.reject(this.failure);
     else if (this.finished) waiter.resolve({ value: undefined, done: true });
+    else if (this.failure) waiter.reject(this.failure);
     else return;
     this.waiter = undefined;
   }
