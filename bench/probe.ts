@@ -4,10 +4,12 @@
  * interleaved throughput rounds at concurrency 50 and latency rounds at concurrency 1; prints
  * requests/s, CPU per request and latency per round and the medians. About a minute.
  *
- * PROBE_ROUNDS (default 4) and PROBE_SECONDS (default 4) set the rounds; PROBE_PROFILE=1 also
- * writes a CPU profile of one more G under the same load and prints its areas. PROBE_STREAMS=1
- * probes streams instead (the bench's 64 chunks at 20 ms, 10 at a time): time to first token and
- * chunk gap per round.
+ * PROBE_ROUNDS (default 4) and PROBE_SECONDS (default 4) set the rounds. PROBE_PROFILE=1 also
+ * writes a CPU profile of one more G under the same load (PROBE_PROFILE_CONNECTIONS sets its
+ * concurrency, default 50) and prints its areas. PROBE_STREAMS=1 probes streams instead (the
+ * bench's 64 chunks at 20 ms, PROBE_STREAM_CONCURRENCY at a time, default 10): time to first
+ * token, chunk gap and CPU per chunk per round; PROBE_ALLOC=1 adds an allocation profile of G
+ * over each stream round.
  */
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,11 +55,13 @@ async function main(): Promise<void> {
         const us = ((cpuMs(target.process.pid) - before) * 1000) / res.ok;
         (rps[target.name] ??= []).push(res.rps);
         (cpu[target.name] ??= []).push(us);
+        const latCpuBefore = cpuMs(target.process.pid);
         const lat = await load(target, 1, 2, true);
+        const latCpu = ((cpuMs(target.process.pid) - latCpuBefore) * 1000) / lat.ok;
         (p50[target.name] ??= []).push(quantile(lat.latencies, 0.5));
         (p99[target.name] ??= []).push(quantile(lat.latencies, 0.99));
         log(
-          `round ${r + 1} ${target.name}: ${Math.round(res.rps)} req/s, ${Math.round(us)} µs CPU/request${res.errors + res.non2xx ? ` (${res.errors} errors, ${res.non2xx} non-2xx)` : ''}; c=1 p50 ${quantile(lat.latencies, 0.5).toFixed(3)} ms p99 ${quantile(lat.latencies, 0.99).toFixed(3)} ms`,
+          `round ${r + 1} ${target.name}: ${Math.round(res.rps)} req/s, ${Math.round(us)} µs CPU/request${res.errors + res.non2xx ? ` (${res.errors} errors, ${res.non2xx} non-2xx)` : ''}; c=1 p50 ${quantile(lat.latencies, 0.5).toFixed(3)} ms p99 ${quantile(lat.latencies, 0.99).toFixed(3)} ms, ${Math.round(latCpu)} µs CPU/request`,
         );
       }
     }
@@ -72,7 +76,7 @@ async function main(): Promise<void> {
       const target: Target = { name: 'G', url: `${prof.url}/v1/chat/completions`, headers: { authorization: `Bearer ${prof.key}` }, process: prof.child };
       await load(target, 50, 2, false);
       const from = (await prof.child.call('mark')) as number;
-      const res = await load(target, 50, SECONDS, false);
+      const res = await load(target, Number(process.env.PROBE_PROFILE_CONNECTIONS ?? 50), SECONDS, false);
       const to = (await prof.child.call('mark')) as number;
       await run.stop(prof.child);
       const summary = summarizeProfile(join(dir, 'g.cpuprofile'), ROOT, from, to, 30);
