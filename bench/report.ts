@@ -421,7 +421,7 @@ function explainMiss(miss: TargetCheck, r: BenchResults): string[] {
           (q === 'p50'
             ? `A script call from a bare Node client took ${us(rtt.busyP50Us)} at p50 back to back and ${us(rtt.idleP50Us)} after 20 ms of idleness: one Redis round trip is most of the 0.4 ms budget on its own, before G's own CPU (${us(r.throughput.targets.G!.cpuUsPerRequest)} per request at c=50, the floor's ${us(r.throughput.targets.B1!.cpuUsPerRequest)}). `
             : 'The tail is the sum of those two waits\' tails: each request crosses four processes (client, G, Redis, upstream) where B1\'s cross three, on two cores shared with Postgres writing the usage batches, and a process that is not running when its reply lands waits for the scheduler. ') +
-          'What would close it: Redis on its own core or over a Unix socket, or a local pre-admission for keys far below their limit (giving up the exact fleet-wide window).',
+          'What would close it: Redis on its own core or over a Unix socket (`REDIS_URL=/path/to/redis.sock`), or a local pre-admission for keys far below their limit (giving up the exact fleet-wide window).',
       ];
     }
     case 'throughput_vs_floor':

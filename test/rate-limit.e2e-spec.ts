@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
@@ -349,6 +351,25 @@ describe('rate limit (e2e)', () => {
       assert.equal(view.pool.queued, 0);
     } finally {
       await gw.close();
+    }
+  });
+
+  it('reaches Redis over a Unix socket when REDIS_URL is a socket path', async () => {
+    const path = join(tmpdir(), `drawbridge-redis-${randomBytes(6).toString('hex')}.sock`);
+    const proxy = await TcpProxy.start(TEST_REDIS_URL, path);
+    try {
+      const gw = await startTestGateway({ env: { REDIS_URL: path } });
+      try {
+        const { id, key } = await gw.createKey({ name: 'over a socket', rate_limit_per_minute: 5 });
+        assert.equal(limited(await send(gw, key), 5).remaining, 4);
+        assert.equal(await redis.zcard(windowKey(gw, id)), 1);
+        assert.ok(proxy.accepted > 0, 'the gateway connected through the socket');
+      } finally {
+        await gw.close();
+        await deleteKeysWithPrefix(redis, gw.config.redis_key_prefix);
+      }
+    } finally {
+      await proxy.close();
     }
   });
 

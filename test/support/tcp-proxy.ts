@@ -1,7 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 /**
- * A TCP hop on 127.0.0.1 in front of a real server (Redis in the tests) that a test can break
+ * A hop (TCP on 127.0.0.1, or a Unix socket) in front of a real server (Redis in the tests) that a test can break
  * and restore. Cut: every open connection is destroyed and new ones are accepted and dropped at
  * once, as a partitioned or crashed Redis looks to a client. Silence: connections stay open but
  * nothing reaches the server, as a stalled one looks. Restore: forwarding resumes (the listening
@@ -12,26 +12,33 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private mode: 'forward' | 'cut' | 'silent' = 'forward';
   private port = 0;
+  /** Connections accepted so far. */
+  accepted = 0;
 
   private constructor(
     private readonly targetHost: string,
     private readonly targetPort: number,
   ) {}
 
-  /** Listens on 127.0.0.1 on a free port in front of `target` (a `redis://host:port` URL). */
-  static async start(target: string): Promise<TcpProxy> {
+  /**
+   * Listens on 127.0.0.1 on a free port, or on the Unix socket `path`, in front of `target` (a
+   * `redis://host:port` URL).
+   */
+  static async start(target: string, path?: string): Promise<TcpProxy> {
     const url = new URL(target);
     const proxy = new TcpProxy(url.hostname, Number(url.port || 6379));
     await new Promise<void>((resolve, reject) => {
       proxy.server.once('error', reject);
-      proxy.server.listen(0, '127.0.0.1', () => {
+      const listening = (): void => {
         proxy.server.off('error', reject);
         resolve();
-      });
+      };
+      if (path) proxy.server.listen(path, listening);
+      else proxy.server.listen(0, '127.0.0.1', listening);
     });
     const address = proxy.server.address();
-    if (address === null || typeof address !== 'object') throw new Error('the proxy has no address');
-    proxy.port = address.port;
+    if (address === null) throw new Error('the proxy has no address');
+    if (typeof address === 'object') proxy.port = address.port;
     return proxy;
   }
 
@@ -69,6 +76,7 @@ export class TcpProxy {
   }
 
   private accept(client: Socket): void {
+    this.accepted++;
     this.track(client);
     if (this.mode === 'cut') {
       client.destroy();
