@@ -8,7 +8,6 @@ import { ensureRequestId } from '../common/request-id';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { KeyAuthenticator } from '../keys/key-authenticator';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
-import { setHeaders } from '../rate-limit/rate-limit.interceptor';
 import { RateLimiter } from '../rate-limit/rate-limiter';
 import { CompletionsService, type Exchange } from './completions.service';
 
@@ -58,25 +57,20 @@ export class CompletionsRoute {
       await readJsonBody(req, this.bodyLimit);
       exchange = this.completions.admit(req, res);
     } catch (err) {
-      const refusal = await this.rateLimit(req, res).then(() => err, (limited: unknown) => limited);
+      const refusal = await this.limiter.admit(req.apiKey, res).then(() => err, (limited: unknown) => limited);
       // The model the body named, when it could be read and parsed.
       this.countRefusal((req.body as { model?: unknown } | undefined)?.model, refusal);
       throw refusal;
     }
     if (this.limiter.likelyAdmits(req.apiKey)) this.completions.reserve(exchange);
     try {
-      await this.rateLimit(req, res);
+      await this.limiter.admit(req.apiKey, res);
     } catch (err) {
       this.completions.unreserve(exchange);
       this.countRefusal(exchange.request.model, err);
       throw err;
     }
     return exchange;
-  }
-
-  private async rateLimit(req: AuthedRequest, res: ServerResponse): Promise<void> {
-    const headers = await this.limiter.admit(req.apiKey);
-    if (headers) setHeaders(res, headers);
   }
 
   private countRefusal(model: unknown, err: unknown): void {

@@ -36,7 +36,6 @@ export interface Exchange {
   upstreamBody: ChatRequest;
   /** Aborted when the client goes away (CLIENT_GONE) or the drain deadline passes (DRAINING). */
   cancel: AbortController;
-  signal: AbortSignal;
   meter: UsageMeter;
   started: number;
   status: 'success' | 'error' | 'cancelled';
@@ -96,7 +95,6 @@ export class CompletionsService {
       model,
       upstreamBody: { ...request, model: model.upstream_model ?? model.id },
       cancel,
-      signal: cancel.signal,
       meter: new UsageMeter(request.messages),
       started: performance.now(),
       status: 'error',
@@ -113,7 +111,7 @@ export class CompletionsService {
    * refuse it (the rate limit's round trip): the two overlap. `unreserve` gives it back.
    */
   reserve(x: Exchange): void {
-    x.reserved = this.pool.acquire(x.model.id, { signal: x.signal });
+    x.reserved = this.pool.acquire(x.model.id, { signal: x.cancel.signal });
     x.reserved.catch(ignore); // serve() reports a failure; after unreserve() nobody asks
   }
 
@@ -133,9 +131,9 @@ export class CompletionsService {
       if (x.request.stream === true) await this.stream(x);
       else await this.complete(x);
     } catch (err) {
-      if (x.signal.aborted) {
+      if (x.cancel.signal.aborted) {
         markCancelled(x);
-        if (x.signal.reason === DRAINING) throw GatewayError.draining();
+        if (x.cancel.signal.reason === DRAINING) throw GatewayError.draining();
         return;
       }
       const error = toClientError(err);
@@ -152,7 +150,7 @@ export class CompletionsService {
     let lease: Lease | undefined;
     const completion = await this.withRetries(x, (adapter, held) => {
       lease = held;
-      return adapter.complete({ body: x.upstreamBody, signal: x.signal });
+      return adapter.complete({ body: x.upstreamBody, signal: x.cancel.signal });
     });
     // The answer goes out first; the slot's bookkeeping (a Redis script) after.
     try {
@@ -176,7 +174,7 @@ export class CompletionsService {
     let lease: Lease | undefined;
     const upstream = await this.withRetries(x, (adapter, held) => {
       lease = held;
-      return adapter.stream({ body: x.upstreamBody, signal: x.signal });
+      return adapter.stream({ body: x.upstreamBody, signal: x.cancel.signal });
     });
     // From here on the client has its first byte: no retry, failures are reported in-band.
     const sse = new SseWriter(x.res);
@@ -200,16 +198,16 @@ export class CompletionsService {
         x.waitedMs += performance.now() - sendStart;
         if (!sent) break;
       }
-      if (x.signal.aborted) throw x.signal.reason;
+      if (x.cancel.signal.aborted) throw x.cancel.signal.reason;
       // The client asked for usage and the upstream sent none: give it the estimate we record.
       if (includeUsage && !usageSent && last) await sse.send(JSON.stringify(estimatedUsageChunk(last, x)));
       sse.done();
       this.reportSuccess(x.accountId!);
       Object.assign(x, { status: 'success', httpStatus: 200, errorCode: null });
     } catch (err) {
-      if (x.signal.aborted) {
+      if (x.cancel.signal.aborted) {
         markCancelled(x);
-        if (x.signal.reason === DRAINING) sse.fail(GatewayError.draining().toBody());
+        if (x.cancel.signal.reason === DRAINING) sse.fail(GatewayError.draining().toBody());
         return;
       }
       const error = toClientError(err);
@@ -237,7 +235,7 @@ export class CompletionsService {
       let lease: Lease;
       const waitStart = performance.now();
       try {
-        lease = await (attempt === 0 && x.reserved ? x.reserved : this.pool.acquire(x.model.id, { signal: x.signal, exclude: tried }));
+        lease = await (attempt === 0 && x.reserved ? x.reserved : this.pool.acquire(x.model.id, { signal: x.cancel.signal, exclude: tried }));
       } catch (err) {
         // No other account left to try: the last upstream failure is the answer.
         if (lastError && isNoOtherAccount(err)) throw lastError;
@@ -251,7 +249,7 @@ export class CompletionsService {
         handedOver = true;
         return result;
       } catch (err) {
-        if (!(err instanceof UpstreamError) || x.signal.aborted) throw err;
+        if (!(err instanceof UpstreamError) || x.cancel.signal.aborted) throw err;
         this.reportFailure(lease.account.id, err);
         lastError = err;
         if (!err.retryable) throw err;
@@ -332,7 +330,7 @@ function estimatedUsageChunk(last: ChatCompletionChunk, x: Exchange): ChatComple
 }
 
 function markCancelled(x: Exchange): void {
-  const draining = x.signal.reason === DRAINING;
+  const draining = x.cancel.signal.reason === DRAINING;
   Object.assign(x, { status: 'cancelled', httpStatus: draining ? 503 : CLIENT_CLOSED, errorCode: draining ? 'draining' : 'client_closed' });
 }
 

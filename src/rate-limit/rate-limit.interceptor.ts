@@ -16,15 +16,6 @@ export class RateLimitInterceptor implements NestInterceptor {
     const http = context.switchToHttp();
     const req = http.getRequest<AuthedRequest>();
     const res = http.getResponse<ServerResponse>();
-    return from(this.limiter.admit(req.apiKey)).pipe(
-      switchMap((headers) => {
-        if (headers) setHeaders(res, headers);
-        return next.handle();
-      }),
-    );
+    return from(this.limiter.admit(req.apiKey, res)).pipe(switchMap(() => next.handle()));
   }
-}
-
-export function setHeaders(res: ServerResponse, headers: Readonly<Record<string, string>>): void {
-  for (const name in headers) res.setHeader(name, headers[name]!);
 }

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
 import { GatewayError } from '../common/gateway-error';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import type { AuthenticatedKey } from '../keys/authenticated-key';
@@ -9,7 +10,7 @@ import type { RateLimitDecision, RateLimitStore } from './rate-limit-store';
 const WINDOW_MS = 60_000;
 
 /** The X-RateLimit-* headers of one admitted request. */
-export type RateLimitHeaders = Record<'X-RateLimit-Limit' | 'X-RateLimit-Remaining' | 'X-RateLimit-Reset', string>;
+type RateLimitHeaders = Record<'X-RateLimit-Limit' | 'X-RateLimit-Remaining' | 'X-RateLimit-Reset', string>;
 
 /**
  * Per-key sliding window on every authenticated /v1 request (DESIGN §3.2): one store round trip,
@@ -44,10 +45,10 @@ export class RateLimiter {
   }
 
   /**
-   * Counts one request of `key`: its headers when admitted, null when admitted while the store
-   * is down (fail open). Throws the 429 (headers included) or the 503 otherwise.
+   * Counts one request of `key` and puts the X-RateLimit-* headers on `res` (none when admitted
+   * while the store is down: fail open). Throws the 429 (headers included) or the 503 otherwise.
    */
-  async admit(key: AuthenticatedKey): Promise<RateLimitHeaders | null> {
+  async admit(key: AuthenticatedKey, res: ServerResponse): Promise<void> {
     const limit = key.rateLimitPerMinute ?? this.defaultLimit;
     let decision: RateLimitDecision;
     try {
@@ -55,7 +56,7 @@ export class RateLimiter {
       this.health.succeeded();
     } catch {
       this.health.failed();
-      if (this.failOpen) return null;
+      if (this.failOpen) return;
       throw GatewayError.storeUnavailable('The rate-limit store');
     }
     this.lastRemaining.set(key.id, decision.allowed ? decision.remaining : 0);
@@ -68,6 +69,6 @@ export class RateLimiter {
       const retryAfter = Math.max(1, Math.ceil((decision.resetAtMs - decision.nowMs) / 1000));
       throw new GatewayError(429, 'rate_limit_error', 'rate_limit_exceeded', `Rate limit of ${limit} requests per minute reached.`, null, retryAfter, headers);
     }
-    return headers;
+    for (const name in headers) res.setHeader(name, headers[name as keyof RateLimitHeaders]);
   }
 }
